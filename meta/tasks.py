@@ -1,0 +1,70 @@
+"""The sinusoid task family of Finn et al. (2017).
+
+A task is y = A * sin(x + phase) with A ~ U[0.1, 5.0], phase ~ U[0, pi] and
+inputs x ~ U[-5, 5]. Everything is batched: a TaskBatch holds T tasks at once,
+each tensor shaped [T, points, 1].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+
+class TaskBatch(NamedTuple):
+    support_x: torch.Tensor  # [T, K, 1] data the model adapts on ("train")
+    support_y: torch.Tensor
+    query_x: torch.Tensor    # [T, Q, 1] data the adapted model is judged on ("test")
+    query_y: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "TaskBatch":
+        return TaskBatch(*(t.to(device, non_blocking=True) for t in self))
+
+
+@dataclass(frozen=True)
+class SinusoidFamily:
+    amplitude: tuple[float, float] = (0.1, 5.0)
+    phase: tuple[float, float] = (0.0, math.pi)
+    x_range: tuple[float, float] = (-5.0, 5.0)
+
+    def describe(self) -> dict:
+        """The manifest's description of the family (contracts.md)."""
+        return {
+            "family": "sinusoid",
+            "amplitude": list(self.amplitude),
+            "phase": [self.phase[0], round(self.phase[1], 5)],
+            "x": list(self.x_range),
+        }
+
+    def sample_tasks(self, num_tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Amplitudes and phases, each shaped [T]."""
+        amplitude = _uniform((num_tasks,), *self.amplitude, generator)
+        phase = _uniform((num_tasks,), *self.phase, generator)
+        return amplitude, phase
+
+    def sample_x(self, num_tasks: int, num_points: int, generator: torch.Generator) -> torch.Tensor:
+        return _uniform((num_tasks, num_points, 1), *self.x_range, generator)
+
+    @staticmethod
+    def target(amplitude: torch.Tensor, phase: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """y = A sin(x + phase) for x shaped [T, N, 1] and A, phase shaped [T]."""
+        return amplitude[:, None, None] * torch.sin(x + phase[:, None, None])
+
+    def sample_batch(self, num_tasks: int, k_support: int, k_query: int,
+                     generator: torch.Generator) -> TaskBatch:
+        """T fresh tasks with K support and Q query points each, drawn on the CPU
+        so that a seed gives the same tasks on every device."""
+        amplitude, phase = self.sample_tasks(num_tasks, generator)
+        support_x = self.sample_x(num_tasks, k_support, generator)
+        query_x = self.sample_x(num_tasks, k_query, generator)
+        return TaskBatch(support_x, self.target(amplitude, phase, support_x),
+                         query_x, self.target(amplitude, phase, query_x))
+
+
+def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(shape, generator=generator) * (high - low) + low
+
+
+SINUSOID = SinusoidFamily()
