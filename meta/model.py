@@ -10,6 +10,7 @@ autograd (that is how MAML's meta-gradient flows through the inner update).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -46,29 +47,76 @@ def loss(params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (forward(params, x) - y).pow(2).mean(dim=(1, 2))
 
 
-def loss_and_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Params]:
-    """Each task's MSE [T] and its gradient with respect to that task's parameters.
+class ActivationCache(NamedTuple):
+    """What the backward pass computed, kept for Hessian-vector products."""
+    x: torch.Tensor
+    mask1: torch.Tensor   # ReLU'(z1) as 0/1 floats
+    h1: torch.Tensor
+    mask2: torch.Tensor   # ReLU'(z2)
+    h2: torch.Tensor
+    d_out: torch.Tensor   # dL/d(output)
+    d_z2: torch.Tensor
+    scale: float          # 2 / N: d(d_out)/d(output)
+
+
+def loss_grad_cache(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Params, ActivationCache]:
+    """Each task's MSE [T], its gradient, and the activations behind it.
 
     With N = 0 points the loss is 0 and the gradient exactly 0 (the count is
     clamped to 1), never NaN.
     """
-    num_points = max(x.shape[1], 1)
+    scale = 2.0 / max(x.shape[1], 1)
     z1 = torch.baddbmm(params["b1"].unsqueeze(1), x, params["w1"])
-    h1 = torch.relu(z1)
+    mask1 = (z1 > 0).to(z1.dtype)
+    h1 = z1 * mask1
     z2 = torch.baddbmm(params["b2"].unsqueeze(1), h1, params["w2"])
-    h2 = torch.relu(z2)
+    mask2 = (z2 > 0).to(z2.dtype)
+    h2 = z2 * mask2
     residual = torch.baddbmm(params["b3"].unsqueeze(1), h2, params["w3"]) - y
-    task_loss = residual.pow(2).sum(dim=(1, 2)) / num_points
+    task_loss = residual.pow(2).sum(dim=(1, 2)) * (scale / 2)
 
-    d_out = residual * (2.0 / num_points)                              # dL/d(output)
-    d_z2 = torch.bmm(d_out, params["w3"].transpose(1, 2)) * (z2 > 0)   # ReLU'(z2)
-    d_z1 = torch.bmm(d_z2, params["w2"].transpose(1, 2)) * (z1 > 0)
+    d_out = residual * scale                                          # dL/d(output)
+    d_z2 = torch.bmm(d_out, params["w3"].transpose(1, 2)) * mask2
+    d_z1 = torch.bmm(d_z2, params["w2"].transpose(1, 2)) * mask1
     grads = {
         "w1": torch.bmm(x.transpose(1, 2), d_z1), "b1": d_z1.sum(1),
         "w2": torch.bmm(h1.transpose(1, 2), d_z2), "b2": d_z2.sum(1),
         "w3": torch.bmm(h2.transpose(1, 2), d_out), "b3": d_out.sum(1),
     }
+    return task_loss, grads, ActivationCache(x, mask1, h1, mask2, h2, d_out, d_z2, scale)
+
+
+def loss_and_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Params]:
+    """Each task's MSE [T] and its gradient with respect to that task's parameters."""
+    task_loss, grads, _ = loss_grad_cache(params, x, y)
     return task_loss, grads
+
+
+def hessian_vector_product(params: Params, cache: ActivationCache, vector: Params) -> Params:
+    """H v for each task, H the Hessian of the loss that ``cache`` came from.
+
+    Pearlmutter's R-operator applied by hand to ``loss_grad_cache``: push the
+    direction ``vector`` forwards through the network and the backward pass
+    (ReLU masks are constant almost everywhere, so they pass R unchanged).
+    """
+    w2, w3 = params["w2"], params["w3"]
+    x, mask1, h1, mask2, h2, d_out, d_z2, scale = cache
+    r_h1 = torch.baddbmm(vector["b1"].unsqueeze(1), x, vector["w1"]) * mask1
+    r_h2 = (torch.baddbmm(vector["b2"].unsqueeze(1), h1, vector["w2"])
+            + torch.bmm(r_h1, w2)) * mask2
+    r_d_out = (torch.baddbmm(vector["b3"].unsqueeze(1), h2, vector["w3"])
+               + torch.bmm(r_h2, w3)) * scale
+    r_d_z2 = (torch.bmm(r_d_out, w3.transpose(1, 2))
+              + torch.bmm(d_out, vector["w3"].transpose(1, 2))) * mask2
+    r_d_z1 = (torch.bmm(r_d_z2, w2.transpose(1, 2))
+              + torch.bmm(d_z2, vector["w2"].transpose(1, 2))) * mask1
+    return {
+        "w1": torch.bmm(x.transpose(1, 2), r_d_z1), "b1": r_d_z1.sum(1),
+        "w2": torch.bmm(r_h1.transpose(1, 2), d_z2) + torch.bmm(h1.transpose(1, 2), r_d_z2),
+        "b2": r_d_z2.sum(1),
+        "w3": torch.bmm(r_h2.transpose(1, 2), d_out) + torch.bmm(h2.transpose(1, 2), r_d_out),
+        "b3": r_d_out.sum(1),
+    }
 
 
 def sgd_step(params: Params, grads: Params, lr: float | torch.Tensor) -> Params:

@@ -1,0 +1,26 @@
+"""The pretrained baseline: joint training over tasks, no inner update (m = 0).
+
+min_θ E_τ[L_τ(θ)]. The gradient is the mean of the task gradients; the
+model never sees that it will be fine-tuned later.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..model import Params, loss_and_grad, per_task
+from ..tasks import TaskBatch
+
+OUTER_OPTIMIZER = "adam"
+OPTIONS: dict = {}
+
+
+# --8<-- [start:meta_gradient]
+def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
+    # Every point of every task counts the same: pool support and query data.
+    x = torch.cat([batch.support_x, batch.query_x], dim=1)
+    y = torch.cat([batch.support_y, batch.query_y], dim=1)
+    task_losses, task_grads = loss_and_grad(per_task(params, x.shape[0]), x, y)
+    # ERM: the gradient of the mean loss is the mean of the task gradients.
+    grads = {name: g.mean(0) for name, g in task_grads.items()}
+    return grads, {"meta_loss": task_losses.mean()}
+# --8<-- [end:meta_gradient]

@@ -1,0 +1,328 @@
+"""Export of the sinusoid adaptation graph to ONNX, and the references it is held to.
+
+The browser never re-implements the math: it runs the graph written here. The
+graph takes a support set, a query set and a learning rate, and unrolls S plain
+gradient-descent steps on the support MSE starting from the meta-learned
+parameters, returning the query predictions after 0, 1, ..., S steps and the
+support loss along the way (see the "sinusoid adaptation graph" section of the
+contracts).
+
+``torch.autograd.grad`` does not survive ONNX export, so the exported module,
+``SinusoidAdaptation``, carries the network's backward pass written out by
+hand. ``reference_adaptation`` computes the same thing with autograd and
+nothing else; the tests hold the two (and the ONNX graph) against each other.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from meta.model import LAYER_SIZES, PARAM_NAMES, Params
+
+#: Opset of the exported graph; onnxruntime-web's WebAssembly backend runs it.
+OPSET = 20
+
+INPUT_NAMES = ("support_x", "support_y", "query_x", "inner_lr")
+OUTPUT_NAMES = ("query_y", "support_loss")
+
+#: Every operator type the adaptation graph may contain: plain arithmetic,
+#: matrix products, ReLU and its mask, reductions, and the few shape operators
+#: that turn the number of support points into the divisor of the mean.
+ALLOWED_OPS = frozenset({
+    "Add", "Sub", "Mul", "Div", "Neg",
+    "MatMul", "Gemm", "Transpose",
+    "Relu", "Greater", "Where",
+    "ReduceSum", "ReduceMean",
+    "Shape", "Gather", "Cast", "Max", "Clip",
+    "Constant", "Reshape", "Unsqueeze", "Squeeze", "Concat", "Expand",
+})
+
+
+def _check_params(params: Params) -> dict[str, torch.Tensor]:
+    """The six parameter tensors, shapes checked against the 1-40-40-1 network."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of tensors named {PARAM_NAMES}, got {type(params).__name__}")
+    missing = [n for n in PARAM_NAMES if n not in params]
+    extra = [n for n in params if n not in PARAM_NAMES]
+    if missing or extra:
+        raise ValueError(f"params must have exactly the keys {PARAM_NAMES}; "
+                         f"missing {missing}, unexpected {extra}")
+    expected = {}
+    for layer, (fan_in, fan_out) in enumerate(zip(LAYER_SIZES[:-1], LAYER_SIZES[1:]), start=1):
+        expected[f"w{layer}"] = (fan_in, fan_out)
+        expected[f"b{layer}"] = (fan_out,)
+    for name, shape in expected.items():
+        got = tuple(params[name].shape)
+        if got != shape:
+            raise ValueError(f"params[{name!r}] has shape {list(got)}, expected {list(shape)} "
+                             "(parameters without a task dimension)")
+    return {name: params[name].detach() for name in PARAM_NAMES}
+
+
+def _check_steps(steps: int) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    return steps
+
+
+def _check_points(name: str, t: torch.Tensor, allow_empty: bool) -> None:
+    if t.dim() != 2 or t.shape[1] != 1:
+        raise ValueError(f"{name} must be shaped [points, 1], got {list(t.shape)}")
+    if not allow_empty and t.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one point, got shape {list(t.shape)}")
+
+
+def _mlp(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    h = torch.relu(x @ p["w1"] + p["b1"])
+    h = torch.relu(h @ p["w2"] + p["b2"])
+    return h @ p["w3"] + p["b3"]
+
+
+# --8<-- [start:reference]
+def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: torch.Tensor,
+                         query_x: torch.Tensor, inner_lr: float | torch.Tensor,
+                         steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain gradient descent on the support MSE, gradients from autograd.
+
+    Returns the query predictions after 0..steps updates, shaped [steps+1, M, 1],
+    and the support MSE before each update and after the last, shaped [steps+1].
+    With no support points the loss is 0, the gradient 0, and every row is the
+    unadapted prediction. Computed in the dtype of ``support_x``.
+    """
+    steps = _check_steps(steps)
+    _check_points("support_x", support_x, allow_empty=True)
+    _check_points("support_y", support_y, allow_empty=True)
+    _check_points("query_x", query_x, allow_empty=False)
+    if support_x.shape != support_y.shape:
+        raise ValueError(f"support_x {list(support_x.shape)} and support_y "
+                         f"{list(support_y.shape)} must have the same shape")
+    dtype = support_x.dtype
+    p = {n: t.to(dtype) for n, t in _check_params(params).items()}
+    query_x = query_x.to(dtype)
+    lr = torch.as_tensor(inner_lr, dtype=dtype)
+    count = max(support_x.shape[0], 1)
+    predictions, losses = [], []
+    with torch.enable_grad():
+        for step in range(steps + 1):
+            p = {n: t.detach().requires_grad_(True) for n, t in p.items()}
+            support_loss = (_mlp(p, support_x) - support_y).pow(2).sum() / count
+            predictions.append(_mlp(p, query_x).detach())
+            losses.append(support_loss.detach())
+            if step < steps:
+                grads = torch.autograd.grad(support_loss, list(p.values()))
+                p = {n: t - lr * g for (n, t), g in zip(p.items(), grads)}
+    return torch.stack(predictions), torch.stack(losses)
+# --8<-- [end:reference]
+
+
+# --8<-- [start:module]
+class SinusoidAdaptation(nn.Module):
+    """The exported graph: S gradient steps with the backward pass written by hand.
+
+    The meta-learned parameters are buffers, so they become constants of the
+    graph. Only matrix products, elementwise arithmetic, ReLU, a
+    ``where(z > 0, g, 0)`` mask and sums are used; all are plain ONNX operators.
+    """
+
+    def __init__(self, params: Params, steps: int = 10):
+        super().__init__()
+        self.steps = _check_steps(steps)
+        for name, tensor in _check_params(params).items():
+            self.register_buffer(name, tensor.to(torch.float32).clone().contiguous())
+
+    def forward(self, support_x: torch.Tensor, support_y: torch.Tensor,
+                query_x: torch.Tensor, inner_lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w1, b1, w2, b2, w3, b3 = (getattr(self, n) for n in PARAM_NAMES)
+        # The mean's divisor; clamped to 1 so that N = 0 gives loss 0 and gradient 0.
+        count = torch.clamp(torch.ones_like(support_y).sum(), min=1.0)
+        zero = torch.zeros((), dtype=support_x.dtype)
+        x_t = support_x.transpose(0, 1)
+        predictions, losses = [], []
+        for step in range(self.steps + 1):
+            # Forward on the support set, keeping what the backward pass needs.
+            z1 = support_x @ w1 + b1
+            h1 = torch.relu(z1)
+            z2 = h1 @ w2 + b2
+            h2 = torch.relu(z2)
+            residual = h2 @ w3 + b3 - support_y
+            losses.append((residual * residual).sum() / count)
+            q = torch.relu(query_x @ w1 + b1)
+            q = torch.relu(q @ w2 + b2)
+            predictions.append(q @ w3 + b3)
+            if step == self.steps:
+                break
+            # Backward: d(MSE)/d(parameters), layer by layer.
+            d_out = residual * (2.0 / count)
+            d_z2 = torch.where(z2 > 0, d_out @ w3.transpose(0, 1), zero)
+            d_z1 = torch.where(z1 > 0, d_z2 @ w2.transpose(0, 1), zero)
+            w1 = w1 - inner_lr * (x_t @ d_z1)
+            b1 = b1 - inner_lr * d_z1.sum(0)
+            w2 = w2 - inner_lr * (h1.transpose(0, 1) @ d_z2)
+            b2 = b2 - inner_lr * d_z2.sum(0)
+            w3 = w3 - inner_lr * (h2.transpose(0, 1) @ d_out)
+            b3 = b3 - inner_lr * d_out.sum(0)
+        return torch.stack(predictions), torch.stack(losses)
+# --8<-- [end:module]
+
+
+def _example_inputs(num_support: int = 5, num_query: int = 7) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    support_x = torch.rand(num_support, 1, generator=g) * 10 - 5
+    query_x = torch.linspace(-5, 5, num_query).unsqueeze(1)
+    return support_x, torch.sin(support_x), query_x, torch.tensor(0.01)
+
+
+def _strip_metadata(model) -> None:
+    """Drop per-node metadata and doc strings: they are most of the file's bytes
+    and hold source paths of this machine."""
+    def strip_graph(graph):
+        graph.doc_string = ""
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    strip_graph(attr.g)
+                for sub in attr.graphs:
+                    strip_graph(sub)
+        for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+            del value.metadata_props[:]
+            value.doc_string = ""
+    model.doc_string = ""
+    del model.metadata_props[:]
+    strip_graph(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+
+
+def build_onnx_model(params: Params, steps: int = 10):
+    """The adaptation graph as an in-memory, checked ``onnx.ModelProto``."""
+    import onnx
+
+    module = SinusoidAdaptation(params, steps).eval()
+    num_support = torch.export.Dim("N", min=0)
+    num_query = torch.export.Dim("M", min=1)
+    dynamic_shapes = {
+        "support_x": {0: num_support},
+        "support_y": {0: num_support},
+        "query_x": {0: num_query},
+        "inner_lr": {},
+    }
+    # The exporter reports its progress on stdout and through logging/warnings;
+    # none of it is useful to a build log, so keep it out unless export fails.
+    captured = io.StringIO()
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with contextlib.redirect_stdout(captured), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module, _example_inputs(), dynamo=True, external_data=False,
+                input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                dynamic_shapes=dynamic_shapes, opset_version=OPSET, verbose=False,
+            )
+    except Exception as error:
+        raise RuntimeError(f"ONNX export of the sinusoid adaptation graph failed: {error}\n"
+                           f"exporter output:\n{captured.getvalue()}") from error
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+    model = program.model_proto
+    _strip_metadata(model)
+    model.producer_version = ""
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export_sinusoid(params: Params, path: str | os.PathLike, steps: int = 10) -> dict:
+    """Write the adaptation graph to ``path`` atomically (temporary file in the
+    same folder, then rename). Returns {"path", "bytes", "ops", "steps"}."""
+    path = Path(path)
+    model = build_onnx_model(params, steps)
+    data = model.SerializeToString(deterministic=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return {"path": str(path), "bytes": len(data), "steps": steps,
+            "ops": sorted({node.op_type for node in model.graph.node})}
+
+
+def op_types(path: str | os.PathLike) -> set[str]:
+    """The operator types used by an ONNX file's main graph."""
+    import onnx
+
+    return {node.op_type for node in onnx.load(os.fspath(path)).graph.node}
+
+
+_SESSIONS: dict[tuple[str, int, int], object] = {}
+
+
+def run_onnx(path: str | os.PathLike, support_x, support_y, query_x,
+             inner_lr) -> tuple[np.ndarray, np.ndarray]:
+    """Run an exported adaptation graph with onnxruntime on the CPU.
+
+    Inputs are array-likes ([N,1], [N,1], [M,1], scalar); returns
+    (query_y [S+1, M, 1], support_loss [S+1]) as float32 numpy arrays.
+    """
+    import onnxruntime as ort
+
+    path = os.fspath(path)
+    stat = os.stat(path)
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    session = _SESSIONS.get(key)
+    if session is None:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        _SESSIONS[key] = session
+    feeds = {
+        "support_x": _as_points("support_x", support_x),
+        "support_y": _as_points("support_y", support_y),
+        "query_x": _as_points("query_x", query_x),
+        "inner_lr": np.asarray(_to_numpy(inner_lr), dtype=np.float32).reshape(()),
+    }
+    if feeds["support_x"].shape != feeds["support_y"].shape:
+        raise ValueError(f"support_x {list(feeds['support_x'].shape)} and support_y "
+                         f"{list(feeds['support_y'].shape)} must have the same shape")
+    if feeds["query_x"].shape[0] == 0:
+        raise ValueError("query_x must hold at least one point")
+    query_y, support_loss = session.run(list(OUTPUT_NAMES), feeds)
+    return query_y, support_loss
+
+
+def _to_numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _as_points(name: str, value) -> np.ndarray:
+    array = np.ascontiguousarray(_to_numpy(value), dtype=np.float32)
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != 1:
+        raise ValueError(f"{name} must be shaped [points, 1] (or [points]), got {list(array.shape)}")
+    return array
