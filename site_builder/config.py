@@ -1,0 +1,172 @@
+"""What the build trains, and with which settings.
+
+``MODELS`` is the registry of trained models: a name, the algorithm, and a
+function that turns a profile and a seed into the model's ``TrainConfig``.
+Adding a model is one entry, e.g.
+
+    ModelSpec("reptile-sinusoid", "reptile",
+              lambda profile, seed: sinusoid_config("reptile", profile, seed,
+                                                    inner_steps=5, options={...})),
+
+``PROFILES`` holds the run sizes: "paper" follows Finn et al. (2017) for the
+sinusoid experiment; "quick" shrinks training and evaluation so that tests
+build the whole site in seconds.
+
+``BuildOptions.validate`` checks user input before anything is written and
+raises ``ConfigError`` with one line that names the bad value and what is
+allowed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from meta.train import DEVICES, TrainConfig
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Adaptation steps the exported graphs unroll (the manifest's "steps").
+EXPORT_STEPS = 10
+#: The evaluation protocol (contracts.md): K-shot support sets, 0..10 steps.
+EVAL_SHOTS = (5, 10, 20)
+EVAL_MAX_STEPS = 10
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    iterations: int        # meta-iterations of training
+    eval_tasks: int        # test tasks of the evaluation protocol
+    log_every: int         # iterations per point of the training curve
+    description: str
+
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (
+    Profile("paper", iterations=70_000, eval_tasks=1_000, log_every=100,
+            description="the MAML paper's sinusoid settings (70,000 meta-iterations)"),
+    Profile("quick", iterations=300, eval_tasks=200, log_every=10,
+            description="seconds-scale settings for tests; the numbers mean little"),
+)}
+
+
+def sinusoid_config(algorithm: str, profile: Profile, seed: int, **overrides) -> TrainConfig:
+    """The paper's sinusoid setting: meta-batch 25, K = 10 support and 10 query
+    points, inner lr α = 0.01, one inner step, Adam with meta lr β = 1e-3."""
+    settings = dict(algorithm=algorithm, iterations=profile.iterations, meta_batch_size=25,
+                    k_support=10, k_query=10, inner_lr=0.01, inner_steps=1, meta_lr=1e-3,
+                    seed=seed, log_every=profile.log_every)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    algorithm: str
+    training: Callable[[Profile, int], TrainConfig]
+    #: Learning rate to adapt with at evaluation and in the exported graph;
+    #: None means the training config's inner_lr.
+    adapt_lr: float | None = None
+
+    def train_config(self, profile: Profile, seed: int) -> TrainConfig:
+        cfg = self.training(profile, seed)
+        if cfg.algorithm != self.algorithm:
+            raise ValueError(f"model {self.name!r} is registered as {self.algorithm!r} "
+                             f"but its config trains {cfg.algorithm!r}")
+        return cfg
+
+    def inner_lr(self, cfg: TrainConfig) -> float:
+        return float(cfg.inner_lr if self.adapt_lr is None else self.adapt_lr)
+
+
+MODELS: dict[str, ModelSpec] = {m.name: m for m in (
+    # Joint training on all tasks (m = 0 inner steps); it is still fine-tuned
+    # with α = 0.01 at test time, like the MAML paper's pretrained baseline.
+    ModelSpec("pretrained-sinusoid", "pretrained",
+              lambda profile, seed: sinusoid_config("pretrained", profile, seed, inner_steps=0)),
+    ModelSpec("maml-sinusoid", "maml",
+              lambda profile, seed: sinusoid_config("maml", profile, seed)),
+)}
+
+
+def default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _allowed(values) -> str:
+    return ", ".join(values)
+
+
+def check_model(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; allowed: {_allowed(MODELS)}") from None
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    profile: str = "paper"
+    device: str = "auto"
+    jobs: int = field(default_factory=default_jobs)
+    seed: int = 0
+    retrain: bool = False
+    exported: Path = REPO_ROOT / "exported"
+    site_dir: Path = REPO_ROOT / "site"
+    repo_root: Path = REPO_ROOT
+
+    def validate(self) -> "BuildOptions":
+        """Check every option; return a copy with absolute paths. Writes nothing."""
+        if self.profile not in PROFILES:
+            raise ConfigError(f"unknown profile {self.profile!r}; allowed: {_allowed(PROFILES)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}; allowed: {_allowed(DEVICES)}")
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError("device 'cuda' was asked for but torch sees no CUDA GPU; "
+                                  "allowed here: auto, cpu")
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ConfigError(f"jobs must be an integer >= 1, got {self.jobs!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be an integer from 0 to 2**63-1, got {self.seed!r}")
+        from meta.evaluate import EVAL_SEED
+
+        if self.seed == EVAL_SEED:
+            raise ConfigError(f"seed {self.seed} is the evaluation seed, which training never "
+                              "uses; allowed: any other integer from 0 to 2**63-1")
+
+        repo = Path(self.repo_root).resolve()
+        exported = Path(self.exported).expanduser().resolve()
+        site = Path(self.site_dir).expanduser().resolve()
+        if exported.exists() and not exported.is_dir():
+            raise ConfigError(f"exported folder {str(exported)!r} is a file; allowed: a folder "
+                              "(it is created when missing)")
+        # The finished site replaces site_dir as a whole, so it must not hold
+        # anything but a previous site.
+        protected = {"the repository": repo, "docs/": repo / "docs", "the exported folder": exported}
+        for what, folder in protected.items():
+            if _is_within(folder, site) or (what != "the repository" and _is_within(site, folder)):
+                raise ConfigError(f"site folder {str(site)!r} overlaps {what}; allowed: a folder "
+                                  "that holds nothing but the built site")
+        if site.exists():
+            if not site.is_dir():
+                raise ConfigError(f"site folder {str(site)!r} is a file; allowed: a folder")
+            if any(site.iterdir()) and not (site / "index.html").exists():
+                raise ConfigError(f"site folder {str(site)!r} is not empty and holds no built site "
+                                  "(no index.html); allowed: a new, empty or previous site folder")
+        return BuildOptions(self.profile, self.device, self.jobs, self.seed, self.retrain,
+                            exported, site, repo)
+
+    @property
+    def profile_settings(self) -> Profile:
+        return PROFILES[self.profile]
