@@ -1,0 +1,150 @@
+"""The whole build, and single stages of it, as functions the CLI and the tests call.
+
+    build(options): every model through train -> evaluate -> export -> figures
+                    (each cached), the manifest, then the staged docs and MkDocs.
+    run_stages(options, names, stages): only some stages for some models.
+
+Models are independent, so with jobs > 1 each model's pipeline runs in its own
+process (one torch thread each); the manifest is written once by the parent,
+including the models that finished when another one failed.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import manifest
+from .config import MODELS, BuildOptions
+from .errors import BuildFailure, ConfigError
+from .stages import STAGES, ModelJob, ModelOutcome, pending_stages, run_model
+
+log = logging.getLogger("site_builder")
+
+LOG_FORMAT = "maml-site: %(message)s"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Plain lines on stderr for the build's own log; MkDocs' warnings too."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    for name, lvl in (("site_builder", level), ("mkdocs", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(lvl)
+        logger.propagate = False
+
+
+def _init_worker(level: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    configure_logging(level)
+
+
+@dataclass
+class BuildReport:
+    ran: dict[str, list[str]] = field(default_factory=dict)   # model -> stages that did work
+    manifest_changed: bool = False
+    site_dir: Path | None = None
+    seconds: float = 0.0
+
+    def stages_run(self, stage: str) -> list[str]:
+        """Models for which `stage` computed and wrote a file."""
+        return [name for name, stages in self.ran.items() if stage in stages]
+
+
+def _run_in_process(jobs: list[ModelJob]) -> tuple[list[ModelOutcome], list[str]]:
+    outcomes, errors = [], []
+    for job in jobs:
+        try:
+            outcomes.append(run_model(job))
+        except BuildFailure as exc:
+            errors.append(str(exc))
+            break
+        except Exception as exc:
+            errors.append(f"{job.name}: {type(exc).__name__}: {exc}")
+            break
+    return outcomes, errors
+
+
+def _run_in_workers(jobs: list[ModelJob], workers: int) -> tuple[list[ModelOutcome], list[str]]:
+    outcomes, errors = [], []
+    context = multiprocessing.get_context("spawn")   # fork + torch threads can deadlock
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+                             initializer=_init_worker,
+                             initargs=(log.getEffectiveLevel(),)) as pool:
+        futures = {pool.submit(run_model, job): job.name for job in jobs}
+        for future in as_completed(futures):
+            try:
+                outcomes.append(future.result())
+            except BuildFailure as exc:
+                errors.append(str(exc))
+            except Exception as exc:
+                errors.append(f"{futures[future]}: {type(exc).__name__}: {exc}")
+    return outcomes, errors
+
+
+def run_stages(options: BuildOptions, names: list[str] | None = None,
+               stages: tuple[str, ...] = STAGES) -> BuildReport:
+    """Run `stages` (cached) for the models `names` (all by default) and update
+    the manifest. `options` must be validated."""
+    started = time.perf_counter()
+    names = list(MODELS) if names is None else names
+    exported = options.exported
+    old = manifest.read(exported)
+    recorded = manifest.entries_by_name(old)
+    jobs = [ModelJob(name=name, profile=options.profile, seed=options.seed, device=options.device,
+                     exported=exported, repo_root=options.repo_root,
+                     recorded=recorded.get(name, {}), stages=stages, retrain=options.retrain)
+            for name in names]
+    # Only models with work to do are worth a worker process (starting one
+    # costs seconds); up-to-date models are checked in this process.
+    busy = [job for job in jobs if pending_stages(job)]
+    idle = [job for job in jobs if job not in busy]
+    if options.jobs > 1 and len(busy) > 1:
+        # One progress bar per terminal: parallel workers log plain lines instead.
+        busy = [replace(job, progress=False, log_progress=True) for job in busy]
+        outcomes, errors = _run_in_workers(busy, options.jobs)
+        more, more_errors = _run_in_process(idle)
+        outcomes, errors = outcomes + more, errors + more_errors
+    else:
+        terminal = sys.stderr.isatty()
+        outcomes, errors = _run_in_process(
+            [replace(job, progress=None, log_progress=not terminal) for job in jobs])
+    report = BuildReport(ran={o.name: o.ran for o in outcomes})
+    if outcomes:
+        exported.mkdir(parents=True, exist_ok=True)
+        report.manifest_changed = manifest.write(exported, old, {o.name: o.entry for o in outcomes})
+    for name in names:
+        if name in report.ran:
+            done = ", ".join(report.ran[name]) or "nothing (all up to date)"
+            log.info("%s: ran %s", name, done)
+    if errors:
+        raise BuildFailure("; ".join(errors))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def build(options: BuildOptions) -> BuildReport:
+    """Everything: the stages for every model, then the site. Validates first."""
+    from .site import build_site
+
+    options = options.validate()
+    started = time.perf_counter()
+    report = run_stages(options, stages=STAGES)
+    entries = manifest.entries_by_name(manifest.read(options.exported))
+    build_site(options.repo_root, options.exported, [entries[n] for n in MODELS],
+               options.site_dir)
+    report.site_dir = options.site_dir
+    report.seconds = time.perf_counter() - started
+    log.info("built %s in %.1f s", options.site_dir, report.seconds)
+    return report
+
+
+__all__ = ["BuildOptions", "BuildReport", "ConfigError", "BuildFailure", "build", "run_stages",
+           "configure_logging"]

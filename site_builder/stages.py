@@ -1,0 +1,240 @@
+"""The per-model stages: train -> evaluate -> export -> figures.
+
+Each stage reads its inputs, hashes them, and compares the hash with the one
+the manifest recorded for the file it wrote last time. If they match (and the
+file is still there, unmodified) the stage does nothing; otherwise it computes
+and writes its file atomically. ``run_model`` chains the stages for one model
+and returns that model's manifest entry; it runs in a worker process when
+models are built in parallel, so everything it takes and returns is plain data.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from meta.tasks import SINUSOID
+
+from . import atomic
+from .config import EVAL_MAX_STEPS, EVAL_SHOTS, EXPORT_STEPS, MODELS, PROFILES
+from .errors import BuildFailure
+from .hashing import (EVALUATION_SOURCES, EXPORT_SOURCES, FIGURE_SOURCES, TRAINING_SOURCES,
+                      file_sha256, inputs_hash, source_hashes)
+
+log = logging.getLogger("site_builder")
+
+STAGES = ("train", "evaluate", "export", "figures")
+#: Where a model's manifest entry records each stage's file ({"file", "sha256"});
+#: the ONNX graph's record is the contract's top-level "file" and "sha256".
+RECORD_KEYS = {"train": "weights", "evaluate": "results", "figures": "figure"}
+
+
+def weights_file(name: str) -> str:
+    return f"{name}.pt"
+
+
+def results_file(name: str) -> str:
+    return f"{name}.results.json"
+
+
+def onnx_file(name: str) -> str:
+    return f"{name}.onnx"
+
+
+def figure_file(name: str) -> str:
+    """Relative to exported/; the staged site serves it as assets/figures/<basename>."""
+    return f"figures/sine-fit-{name}.svg"
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    """What one model's pipeline needs; picklable for a worker process."""
+    name: str
+    profile: str
+    seed: int
+    device: str
+    exported: Path
+    repo_root: Path
+    recorded: dict                      # the model's entry in the current manifest, {} if none
+    stages: tuple[str, ...] = STAGES
+    retrain: bool = False
+    progress: bool | None = None        # train()'s progress bar: None = only on a terminal
+    log_progress: bool = True           # also log a plain line every tenth of training
+
+
+@dataclass
+class ModelOutcome:
+    name: str
+    entry: dict
+    ran: list[str] = field(default_factory=list)   # stages that computed and wrote a file
+
+
+def _record(exported: Path, file: str) -> dict:
+    return {"file": file, "sha256": file_sha256(exported / file)}
+
+
+def _is_current(exported: Path, entry: dict, stage: str, new_hash: str, record: dict | None) -> bool:
+    """The stage's recorded inputs hash equals new_hash and its file is intact."""
+    if entry.get("inputs", {}).get(stage) != new_hash or not record:
+        return False
+    path = exported / record.get("file", "")
+    return path.is_file() and file_sha256(path) == record.get("sha256")
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _checkpoint_bytes(checkpoint: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getvalue()
+
+
+def _protocol(job: ModelJob, inner_lr: float) -> dict:
+    from meta.evaluate import EVAL_SEED
+
+    return {"inner_lr": inner_lr, "num_tasks": PROFILES[job.profile].eval_tasks,
+            "shots": list(EVAL_SHOTS), "max_steps": EVAL_MAX_STEPS, "seed": EVAL_SEED}
+
+
+# What each stage's output depends on. Downstream stages depend on the weights
+# through their sha256, so new weights make every later stage stale.
+def train_hash(job: ModelJob, cfg) -> str:
+    return inputs_hash(config=cfg.to_dict(), seed=job.seed,
+                       code=source_hashes(job.repo_root, TRAINING_SOURCES))
+
+
+def _downstream_hashes(job: ModelJob, weights_sha: str, inner_lr: float) -> dict[str, str]:
+    repo = job.repo_root
+    return {
+        "evaluate": inputs_hash(weights=weights_sha, protocol=_protocol(job, inner_lr),
+                                code=source_hashes(repo, EVALUATION_SOURCES)),
+        "export": inputs_hash(weights=weights_sha, steps=EXPORT_STEPS,
+                              code=source_hashes(repo, EXPORT_SOURCES)),
+        "figures": inputs_hash(weights=weights_sha, inner_lr=inner_lr,
+                               code=source_hashes(repo, FIGURE_SOURCES)),
+    }
+
+
+def _output_record(entry: dict, stage: str) -> dict | None:
+    if stage == "export":
+        return {"file": entry["file"], "sha256": entry["sha256"]} if "file" in entry else None
+    return entry.get(RECORD_KEYS[stage])
+
+
+def pending_stages(job: ModelJob) -> list[str]:
+    """The stages of `job` that would compute and write a file (cheap: hashes only)."""
+    entry = job.recorded
+    cfg = MODELS[job.name].train_config(PROFILES[job.profile], job.seed)
+    if "train" in job.stages and (job.retrain or not _is_current(
+            job.exported, entry, "train", train_hash(job, cfg), entry.get("weights"))):
+        return list(job.stages)
+    if "weights" not in entry or "train" not in entry:
+        return list(job.stages)   # run_model will say what is missing
+    from meta.train import TrainConfig
+
+    inner_lr = MODELS[job.name].inner_lr(TrainConfig.from_dict(entry["train"]))
+    hashes = _downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
+    return [stage for stage in job.stages if stage != "train" and not _is_current(
+        job.exported, entry, stage, hashes[stage], _output_record(entry, stage))]
+
+
+def run_model(job: ModelJob) -> ModelOutcome:
+    from meta.train import TrainConfig, train
+
+    spec = MODELS[job.name]
+    exported = job.exported
+    entry = copy.deepcopy(job.recorded)
+    entry.setdefault("inputs", {})
+    ran: list[str] = []
+
+    # --- train -------------------------------------------------------------
+    cfg = spec.train_config(PROFILES[job.profile], job.seed)
+    new_train_hash = train_hash(job, cfg)
+    weights_path = exported / weights_file(job.name)
+    if "train" in job.stages and (job.retrain or not _is_current(
+            exported, entry, "train", new_train_hash, entry.get("weights"))):
+        log.info("%s: training (%s, %d iterations, seed %d)", job.name, cfg.algorithm,
+                 cfg.iterations, cfg.seed)
+        result = train(cfg, device=job.device, progress=job.progress,
+                       log=log.info if job.log_progress else None, desc=job.name)
+        checkpoint = {"params": result.params, "config": cfg.to_dict(), "history": result.history,
+                      "seconds": result.seconds, "device": result.device,
+                      "torch": str(torch.__version__)}
+        atomic.write_bytes(weights_path, _checkpoint_bytes(checkpoint))
+        entry[RECORD_KEYS["train"]] = _record(exported, weights_file(job.name))
+        entry["inputs"]["train"] = new_train_hash
+        ran.append("train")
+        log.info("%s: trained in %.1f s on %s", job.name, result.seconds, result.device)
+    else:
+        # Stages after training use the weights on disk, which must be the
+        # ones the manifest recorded.
+        record = entry.get("weights")
+        if not record or not weights_path.is_file():
+            raise BuildFailure(f"{job.name}: no weights in {exported}; "
+                               f"run `maml-site train {job.name}` or `maml-site build`")
+        if file_sha256(weights_path) != record.get("sha256"):
+            raise BuildFailure(f"{job.name}: {weights_path} does not match the sha256 in the "
+                               f"manifest; run `maml-site train {job.name}` to retrain it")
+        checkpoint = load_checkpoint(weights_path)
+    params = checkpoint["params"]
+    inner_lr = spec.inner_lr(TrainConfig.from_dict(checkpoint["config"]))
+    training = {"seconds": checkpoint["seconds"], "device": checkpoint["device"],
+                "torch": checkpoint["torch"]}
+    entry.update(name=job.name, algorithm=spec.algorithm, task=SINUSOID.describe(),
+                 inner_lr=inner_lr, steps=EXPORT_STEPS, train=checkpoint["config"],
+                 training=training)
+    hashes = _downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
+
+    def stale(stage: str) -> bool:
+        return stage in job.stages and not _is_current(
+            exported, entry, stage, hashes[stage], _output_record(entry, stage))
+
+    def done(stage: str, file: str) -> None:
+        record = _record(exported, file)
+        if stage == "export":
+            entry.update(record)
+        else:
+            entry[RECORD_KEYS[stage]] = record
+        entry["inputs"][stage] = hashes[stage]
+        ran.append(stage)
+
+    # --- evaluate ----------------------------------------------------------
+    results_path = exported / results_file(job.name)
+    if stale("evaluate"):
+        from meta.evaluate import evaluate, summary_metrics
+
+        protocol = _protocol(job, inner_lr)
+        log.info("%s: evaluating on %d test tasks", job.name, protocol["num_tasks"])
+        evaluation = evaluate(params, inner_lr, num_tasks=protocol["num_tasks"],
+                              shots=EVAL_SHOTS, max_steps=EVAL_MAX_STEPS, seed=protocol["seed"])
+        results = {"name": job.name, "algorithm": spec.algorithm, "train": checkpoint["config"],
+                   "training": {**training, "history": checkpoint["history"]},
+                   "evaluation": evaluation}
+        atomic.write_json(results_path, results)
+        done("evaluate", results_file(job.name))
+        entry["metrics"] = summary_metrics(evaluation)
+
+    # --- export ------------------------------------------------------------
+    if stale("export"):
+        from meta.export import export_sinusoid
+
+        log.info("%s: exporting the ONNX adaptation graph (%d steps)", job.name, EXPORT_STEPS)
+        export_sinusoid(params, exported / onnx_file(job.name), steps=EXPORT_STEPS)
+        done("export", onnx_file(job.name))
+
+    # --- figures -----------------------------------------------------------
+    if stale("figures"):
+        from .figures import sine_fit_svg
+
+        log.info("%s: rendering %s", job.name, figure_file(job.name))
+        atomic.write_bytes(exported / figure_file(job.name),
+                           sine_fit_svg(params, inner_lr, f"{job.name}: 5-shot fine-tuning"))
+        done("figures", figure_file(job.name))
+
+    return ModelOutcome(job.name, entry, ran)
