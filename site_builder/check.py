@@ -1,0 +1,130 @@
+"""`maml-site check`: is exported/ what its manifest says, and do the ONNX graphs
+compute what PyTorch computes?
+
+1. The manifest is format 1 and lists every registered model with the
+   contract's fields.
+2. Every file it names exists and has the recorded sha256.
+3. For each model, the ONNX graph (onnxruntime) and autograd-based adaptation
+   of the stored weights agree within 1e-5 on support sets of 0..20 points.
+
+Stale inputs (code changed since a file was built) are reported as notes: the
+files are still consistent, and `maml-site build` would redo those stages.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import manifest
+from .config import MODELS
+from .errors import BuildFailure
+from .hashing import TRAINING_SOURCES, file_sha256, inputs_hash, source_hashes
+from .stages import load_checkpoint
+
+log = logging.getLogger("site_builder")
+
+CONTRACT_FIELDS = ("name", "algorithm", "task", "file", "sha256", "inner_lr", "steps", "train",
+                   "metrics")
+PARITY_TOLERANCE = 1e-5
+PARITY_SUPPORT_SIZES = (0, 1, 5, 10, 20)
+PARITY_SEED = 12345
+
+
+def _file_problems(exported: Path, name: str, record: dict) -> list[str]:
+    path = exported / record["file"]
+    if not path.is_file():
+        return [f"{name}: {record['file']} is missing from {exported}"]
+    actual = file_sha256(path)
+    if actual != record["sha256"]:
+        return [f"{name}: {record['file']} has sha256 {actual[:12]}…, "
+                f"the manifest says {record['sha256'][:12]}…"]
+    return []
+
+
+def parity_error(onnx_path: Path, params: dict, inner_lr: float, steps: int) -> tuple[float, int]:
+    """Largest |ONNX - autograd| over query predictions and support losses, and
+    the support size where it occurred."""
+    from meta.export import reference_adaptation, run_onnx
+
+    generator = torch.Generator().manual_seed(PARITY_SEED)
+    query_x = torch.linspace(-5.0, 5.0, 100).reshape(-1, 1)
+    worst, worst_n = 0.0, 0
+    for n in PARITY_SUPPORT_SIZES:
+        amplitude = float(torch.rand((), generator=generator) * 4.9 + 0.1)
+        phase = float(torch.rand((), generator=generator) * np.pi)
+        support_x = torch.rand(n, 1, generator=generator) * 10 - 5
+        support_y = amplitude * torch.sin(support_x + phase)
+        ref_y, ref_loss = reference_adaptation(params, support_x, support_y, query_x, inner_lr, steps)
+        onnx_y, onnx_loss = run_onnx(onnx_path, support_x, support_y, query_x, inner_lr)
+        if onnx_y.shape != tuple(ref_y.shape) or onnx_loss.shape != tuple(ref_loss.shape):
+            raise BuildFailure(f"{onnx_path.name}: ONNX outputs are shaped {list(onnx_y.shape)}, "
+                               f"{list(onnx_loss.shape)}; expected {list(ref_y.shape)}, "
+                               f"{list(ref_loss.shape)} (is it exported with {steps} steps?)")
+        error = max(float(np.max(np.abs(onnx_y - ref_y.numpy()), initial=0.0)),
+                    float(np.max(np.abs(onnx_loss - ref_loss.numpy()), initial=0.0)))
+        if not np.isfinite(onnx_y).all() or not np.isfinite(onnx_loss).all():
+            error = float("inf")
+        if error > worst:
+            worst, worst_n = error, n
+    return worst, worst_n
+
+
+def _stale_notes(repo_root: Path, entry: dict) -> list[str]:
+    train = entry.get("train")
+    if not isinstance(train, dict) or "inputs" not in entry:
+        return []
+    current = inputs_hash(config=train, seed=train.get("seed"),
+                          code=source_hashes(repo_root, TRAINING_SOURCES))
+    if entry["inputs"].get("train") != current:
+        return [f"{entry['name']}: the training code or its configuration changed since these "
+                "weights were trained; `maml-site build` would retrain"]
+    return []
+
+
+def check(exported: Path, repo_root: Path) -> list[str]:
+    """Log what was checked; raise BuildFailure listing every problem found.
+    Returns notes (stale inputs) that are not failures."""
+    path = exported / manifest.MANIFEST
+    if not path.is_file():
+        raise BuildFailure(f"{path} does not exist; run `maml-site build`")
+    data = manifest.read(exported)
+    if not data["models"]:
+        raise BuildFailure(f"{path} lists no models (or is not a format-{manifest.FORMAT} manifest)")
+    entries = manifest.entries_by_name(data)
+    problems: list[str] = []
+    notes: list[str] = []
+    for name in MODELS:
+        entry = entries.get(name)
+        if entry is None:
+            problems.append(f"{name}: not in {path}")
+            continue
+        missing = [f for f in CONTRACT_FIELDS if f not in entry]
+        if missing:
+            problems.append(f"{name}: manifest entry lacks {', '.join(missing)}")
+            continue
+        records = [{"file": entry["file"], "sha256": entry["sha256"]}]
+        records += [entry[k] for k in ("weights", "results", "figure") if k in entry]
+        file_problems = [p for r in records for p in _file_problems(exported, name, r)]
+        problems += file_problems
+        if "weights" not in entry:
+            problems.append(f"{name}: manifest entry has no weights record")
+        if file_problems or "weights" not in entry:
+            continue
+        params = load_checkpoint(exported / entry["weights"]["file"])["params"]
+        error, n = parity_error(exported / entry["file"], params, entry["inner_lr"], entry["steps"])
+        if error > PARITY_TOLERANCE:
+            problems.append(f"{name}: ONNX and PyTorch adaptation differ by {error:.3g} "
+                            f"(> {PARITY_TOLERANCE:g}) with {n} support points; the graph was "
+                            f"exported from other weights or code: run `maml-site export`")
+        else:
+            log.info("%s: files match the manifest; ONNX vs PyTorch max error %.2g", name, error)
+        notes += _stale_notes(repo_root, entry)
+    if problems:
+        raise BuildFailure("check failed:\n  " + "\n  ".join(problems))
+    for note in notes:
+        log.info("note: %s", note)
+    return notes
+

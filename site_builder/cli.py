@@ -1,0 +1,141 @@
+"""The `maml-site` command line.
+
+Exit status: 0 success; 2 bad usage or configuration (one line on stderr naming
+the value and what is allowed; nothing written); 1 a failure during the build.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from .errors import BuildFailure, ConfigError
+
+log = logging.getLogger("site_builder")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _parser() -> _Parser:
+    from .config import MODELS, PROFILES
+    from meta.train import DEVICES
+
+    def common(p: argparse.ArgumentParser, site: bool = False, retrain: bool = False) -> None:
+        p.add_argument("--profile", default="paper",
+                       help=f"training/evaluation size: {', '.join(PROFILES)} (default: paper)")
+        p.add_argument("--device", default="auto",
+                       help=f"{', '.join(DEVICES)} (default: auto = CUDA when available)")
+        p.add_argument("--jobs", type=_integer, default=None,
+                       help="models trained in parallel processes (default: min(2, CPU count))")
+        p.add_argument("--seed", type=_integer, default=0, help="training seed (default: 0)")
+        p.add_argument("--exported", type=Path, default=None,
+                       help="folder of the exported models (default: exported/ in the repository)")
+        if site:
+            p.add_argument("--site-dir", type=Path, default=None,
+                           help="where the site is written (default: site/ in the repository)")
+        if retrain:
+            p.add_argument("--retrain", action="store_true",
+                           help="train even where the exported weights are up to date")
+
+    parser = _Parser(prog="maml-site", description="Build the MAML article site and its models.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = commands.add_parser("build", help="train (cached), evaluate, export, figures, MkDocs -> site/")
+    common(p, site=True, retrain=True)
+    p = commands.add_parser("serve", help="build, then serve site/ on 127.0.0.1 with live reload")
+    common(p, site=True, retrain=True)
+    p.add_argument("--port", type=_integer, default=8000, help="port on 127.0.0.1 (default: 8000)")
+    p = commands.add_parser("train", help="train one model (cached unless --retrain)")
+    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(MODELS)}")
+    common(p, retrain=True)
+    p = commands.add_parser("export", help="export the ONNX graphs of the trained models")
+    common(p)
+    p = commands.add_parser("figures", help="render the static figures of the trained models")
+    common(p)
+    p = commands.add_parser("check", help="verify exported/ against its manifest; ONNX vs PyTorch")
+    common(p)
+    return parser
+
+
+def _options(args: argparse.Namespace):
+    from .config import BuildOptions, default_jobs
+
+    given = {"profile": args.profile, "device": args.device, "seed": args.seed,
+             "jobs": default_jobs() if args.jobs is None else args.jobs,
+             "retrain": getattr(args, "retrain", False)}
+    if args.exported is not None:
+        given["exported"] = args.exported
+    if getattr(args, "site_dir", None) is not None:
+        given["site_dir"] = args.site_dir
+    return BuildOptions(**given).validate()
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from . import build as pipeline
+    from .config import check_model
+
+    if args.command == "train":
+        check_model(args.name)
+    options = _options(args)
+    if args.command == "build":
+        pipeline.build(options)
+    elif args.command == "serve":
+        from .serve import serve
+
+        serve(options, port=args.port)
+    elif args.command == "train":
+        report = pipeline.run_stages(options, [args.name], stages=("train",))
+        if report.stages_run("train"):
+            log.info("new weights for %s: run `maml-site build` to evaluate, export and "
+                     "publish them", args.name)
+        else:
+            log.info("%s is up to date (use --retrain to train it anyway)", args.name)
+    elif args.command in ("export", "figures"):
+        pipeline.run_stages(options, stages=(args.command,))
+    elif args.command == "check":
+        from .check import check
+
+        check(options.exported, options.repo_root)
+        log.info("check passed")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .build import configure_logging
+
+    configure_logging()
+    try:
+        return run(argv)
+    except ConfigError as exc:
+        print(f"maml-site: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BuildFailure as exc:
+        print(f"maml-site: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("maml-site: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("maml-site: failed with an unexpected error (above)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
