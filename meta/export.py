@@ -38,13 +38,18 @@ OUTPUT_NAMES = ("query_y", "support_loss")
 #: matrix products, ReLU and its mask, reductions, and the few shape operators
 #: that turn the number of support points into the divisor of the mean.
 ALLOWED_OPS = frozenset({
-    "Add", "Sub", "Mul", "Div", "Neg",
+    "Add", "Sub", "Mul", "Div", "Neg", "Reciprocal",
     "MatMul", "Gemm", "Transpose",
     "Relu", "Greater", "Where",
     "ReduceSum", "ReduceMean",
     "Shape", "Gather", "Cast", "Max", "Clip",
     "Constant", "Reshape", "Unsqueeze", "Squeeze", "Concat", "Expand",
 })
+
+
+#: Loggers the exporter reports through; quiet during export (see build_onnx_model).
+_NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx",
+                  "torch.__trace", "onnxscript", "onnx_ir")
 
 
 def _check_params(params: Params) -> dict[str, torch.Tensor]:
@@ -146,7 +151,7 @@ class SinusoidAdaptation(nn.Module):
         count = torch.clamp(torch.ones_like(support_y).sum(), min=1.0)
         zero = torch.zeros((), dtype=support_x.dtype)
         x_t = support_x.transpose(0, 1)
-        predictions, losses = [], []
+        trajectory, losses = [(w1, b1, w2, b2, w3, b3)], []
         for step in range(self.steps + 1):
             # Forward on the support set, keeping what the backward pass needs.
             z1 = support_x @ w1 + b1
@@ -155,9 +160,6 @@ class SinusoidAdaptation(nn.Module):
             h2 = torch.relu(z2)
             residual = h2 @ w3 + b3 - support_y
             losses.append((residual * residual).sum() / count)
-            q = torch.relu(query_x @ w1 + b1)
-            q = torch.relu(q @ w2 + b2)
-            predictions.append(q @ w3 + b3)
             if step == self.steps:
                 break
             # Backward: d(MSE)/d(parameters), layer by layer.
@@ -170,7 +172,14 @@ class SinusoidAdaptation(nn.Module):
             b2 = b2 - inner_lr * d_z2.sum(0)
             w3 = w3 - inner_lr * (h2.transpose(0, 1) @ d_out)
             b3 = b3 - inner_lr * d_out.sum(0)
-        return torch.stack(predictions), torch.stack(losses)
+            trajectory.append((w1, b1, w2, b2, w3, b3))
+        # Query predictions of all S+1 parameter sets in one batched pass. Every
+        # row then goes through the same kernels (a runtime may pre-pack constant
+        # weights and round step 0 differently), so with N = 0 the rows are equal.
+        w1, b1, w2, b2, w3, b3 = (torch.stack(group) for group in zip(*trajectory))
+        q = torch.relu(query_x @ w1 + b1.unsqueeze(1))      # [S+1, M, 40]
+        q = torch.relu(q @ w2 + b2.unsqueeze(1))
+        return q @ w3 + b3.unsqueeze(1), torch.stack(losses)  # [S+1, M, 1], [S+1]
 # --8<-- [end:module]
 
 
@@ -222,7 +231,7 @@ def build_onnx_model(params: Params, steps: int = 10):
     # The exporter reports its progress on stdout and through logging/warnings;
     # none of it is useful to a build log, so keep it out unless export fails.
     captured = io.StringIO()
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")]
+    loggers = [logging.getLogger(n) for n in _NOISY_LOGGERS]
     levels = [lg.level for lg in loggers]
     try:
         for lg in loggers:
