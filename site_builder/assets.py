@@ -19,6 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import BuildFailure
+
 # npm package -> files (relative to the package root) -> path under dest/<package>/.
 # onnxruntime-web: the ES-module bundle inlines the WebAssembly glue, so the
 # only other file it fetches is the .wasm binary (from env.wasm.wasmPaths).
@@ -41,7 +43,7 @@ _CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
 _NPM_HINT = "run `npm ci` in the repository root (needs Node.js/npm) to install the pinned versions"
 
 
-class BrowserAssetsError(RuntimeError):
+class BrowserAssetsError(BuildFailure):
     """node_modules/ is missing, incomplete, or not the versions package-lock.json pins."""
 
 

@@ -1,0 +1,160 @@
+// Drawing primitives shared by the widgets: a plot (scales + SVG layers),
+// axes, curves, points, and labelled slider / button controls. Colours come
+// from CSS classes (see stylesheets/widgets.css), so they follow the light
+// and dark palettes without any JavaScript.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** Create an SVG element with attributes, optionally appended to a parent. */
+export function svgElement(tag, attributes = {}, parent = null) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+/** Create an HTML element with attributes and children. */
+export function htmlElement(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children);
+  return node;
+}
+
+/** A linear map from a data interval to a pixel interval, with its inverse. */
+export function linearScale([d0, d1], [r0, r1]) {
+  const scale = (v) => r0 + ((v - d0) / (d1 - d0)) * (r1 - r0);
+  scale.invert = (p) => d0 + ((p - r0) / (r1 - r0)) * (d1 - d0);
+  scale.domain = [d0, d1];
+  scale.range = [r0, r1];
+  return scale;
+}
+
+/** `count` evenly spaced values from lo to hi inclusive. */
+export function linspace(lo, hi, count) {
+  return Array.from({ length: count }, (_, i) => lo + ((hi - lo) * i) / (count - 1));
+}
+
+/** Round tick values for an interval (steps of 1, 2 or 5 times a power of ten). */
+export function ticks(lo, hi, approxCount = 6) {
+  const raw = (hi - lo) / approxCount;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(Math.round(v / step) * step);
+  return out;
+}
+
+let clipCounter = 0;
+
+/**
+ * A plot in an SVG with a fixed viewBox that scales with its container.
+ * Returns {svg, x, y, area, layers: {grid, data, overlay}}: draw data into
+ * layers.data (clipped to the plot area) and interaction hints into overlay.
+ */
+export function createPlot(container, {
+  width = 640, height = 360, margin = { top: 12, right: 16, bottom: 36, left: 44 },
+  xDomain, yDomain, label = "",
+} = {}) {
+  const svg = svgElement("svg", {
+    viewBox: `0 0 ${width} ${height}`, class: "widget-plot", role: "img", "aria-label": label,
+  }, container);
+  const area = { left: margin.left, top: margin.top, right: width - margin.right, bottom: height - margin.bottom };
+  const x = linearScale(xDomain, [area.left, area.right]);
+  const y = linearScale(yDomain, [area.bottom, area.top]);
+  const clipId = `widget-clip-${++clipCounter}`;
+  const defs = svgElement("defs", {}, svg);
+  const clip = svgElement("clipPath", { id: clipId }, defs);
+  svgElement("rect", { x: area.left, y: area.top, width: area.right - area.left, height: area.bottom - area.top }, clip);
+  const grid = svgElement("g", { class: "widget-grid" }, svg);
+  const data = svgElement("g", { "clip-path": `url(#${clipId})` }, svg);
+  const overlay = svgElement("g", {}, svg);
+  return { svg, x, y, area, layers: { grid, data, overlay } };
+}
+
+/** Axes with grid lines, tick labels and optional axis titles. */
+export function drawAxes(plot, { xTicks, yTicks, xLabel = "", yLabel = "" } = {}) {
+  const { x, y, area, layers } = plot;
+  const g = layers.grid;
+  g.replaceChildren();
+  for (const t of xTicks ?? ticks(...x.domain)) {
+    svgElement("line", { class: "widget-gridline", x1: x(t), x2: x(t), y1: area.top, y2: area.bottom }, g);
+    svgElement("text", { class: "widget-tick", x: x(t), y: area.bottom + 16, "text-anchor": "middle" }, g).textContent = fmt(t);
+  }
+  for (const t of yTicks ?? ticks(...y.domain)) {
+    svgElement("line", { class: "widget-gridline", x1: area.left, x2: area.right, y1: y(t), y2: y(t) }, g);
+    svgElement("text", { class: "widget-tick", x: area.left - 6, y: y(t) + 4, "text-anchor": "end" }, g).textContent = fmt(t);
+  }
+  svgElement("rect", { class: "widget-frame", x: area.left, y: area.top, width: area.right - area.left, height: area.bottom - area.top }, g);
+  if (xLabel) svgElement("text", { class: "widget-axis-label", x: area.right, y: area.bottom + 30, "text-anchor": "end" }, g).textContent = xLabel;
+  if (yLabel) svgElement("text", { class: "widget-axis-label", x: area.left + 4, y: area.top + 14 }, g).textContent = yLabel;
+}
+
+function fmt(v) {
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
+
+/** A path element for a curve, drawn with `setCurve`. */
+export function createCurve(plot, className, layer = plot.layers.data) {
+  return svgElement("path", { class: className, d: "" }, layer);
+}
+
+/** Draw the polyline through (xs[i], ys[i]) in data coordinates. */
+export function setCurve(plot, path, xs, ys) {
+  let d = "";
+  for (let i = 0; i < xs.length; i++) {
+    d += `${i ? "L" : "M"}${plot.x(xs[i]).toFixed(2)},${plot.y(ys[i]).toFixed(2)}`;
+  }
+  path.setAttribute("d", d);
+}
+
+/** Make `group` hold one circle per point ({x, y} in data coordinates). */
+export function setPoints(plot, group, points, { className = "", radius = 5 } = {}) {
+  while (group.childElementCount > points.length) group.lastElementChild.remove();
+  while (group.childElementCount < points.length) svgElement("circle", { class: className, r: radius }, group);
+  points.forEach((p, i) => {
+    const c = group.children[i];
+    c.setAttribute("cx", plot.x(p.x).toFixed(2));
+    c.setAttribute("cy", plot.y(p.y).toFixed(2));
+  });
+}
+
+/** Data coordinates of a pointer event on the plot's SVG. */
+export function eventToData(plot, event) {
+  const matrix = plot.svg.getScreenCTM();
+  if (!matrix) return null;
+  const p = new DOMPoint(event.clientX, event.clientY).matrixTransform(matrix.inverse());
+  return { x: plot.x.invert(p.x), y: plot.y.invert(p.y), px: p.x, py: p.y };
+}
+
+/**
+ * A native range input with a label and a live value read-out; keyboard and
+ * touch come with the native control. Returns {element, input, value(), set(v)}.
+ */
+export function slider({ label, min, max, step, value, format = String, onInput, name = "" }) {
+  const input = htmlElement("input", { type: "range", min, max, step, value, name: name || false });
+  const output = htmlElement("output", {}, format(Number(value)));
+  const element = htmlElement("label", { class: "widget-slider" },
+    htmlElement("span", { class: "widget-slider__label" }, label), input, output);
+  const update = () => {
+    output.textContent = format(Number(input.value));
+    input.setAttribute("aria-valuetext", output.textContent);
+  };
+  update();
+  input.addEventListener("input", () => { update(); onInput?.(Number(input.value)); });
+  return {
+    element, input,
+    value: () => Number(input.value),
+    set(v) { input.value = String(v); update(); },
+  };
+}
+
+/** A focusable button. */
+export function button({ label, title = "", onClick, className = "" }) {
+  const b = htmlElement("button", { type: "button", class: `widget-button ${className}`.trim(), title: title || false }, label);
+  b.addEventListener("click", onClick);
+  return b;
+}

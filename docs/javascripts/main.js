@@ -1,0 +1,57 @@
+// Page start-up: typeset the math with KaTeX and mount every widget.
+//
+// Material's instant navigation swaps page content without reloading, and
+// emits the new document on document$; everything is (re)done there.
+import { showWidgetError } from "./lib/site.js";
+
+// One module per widget kind, loaded only on pages that use it.
+const WIDGETS = {
+  "sine-fit": () => import("./widgets/sine-fit.js"),
+};
+
+function renderMath(root) {
+  if (typeof window.renderMathInElement !== "function") {
+    console.warn("KaTeX auto-render is not loaded; formulas stay as TeX source.");
+    return;
+  }
+  // pymdownx.arithmatex (generic mode) wraps each formula in .arithmatex
+  // with \( \) or \[ \] delimiters; render only those elements.
+  for (const element of root.querySelectorAll(".arithmatex")) {
+    window.renderMathInElement(element, {
+      delimiters: [
+        { left: "\\(", right: "\\)", display: false },
+        { left: "\\[", right: "\\]", display: true },
+      ],
+      throwOnError: false,
+    });
+  }
+}
+
+function mountWidgets(root) {
+  for (const element of root.querySelectorAll("[data-widget]")) {
+    if (element.dataset.widgetMounted !== undefined) continue;
+    element.dataset.widgetMounted = "";
+    const kind = element.dataset.widget;
+    const load = WIDGETS[kind];
+    if (!load) {
+      showWidgetError(element, new Error(`this site has no widget called "${kind}"`));
+      continue;
+    }
+    load()
+      .then((module) => module.mount(element))
+      .catch((error) => showWidgetError(element, error));
+  }
+}
+
+function start() {
+  renderMath(document.body);
+  mountWidgets(document.body);
+}
+
+if (window.document$) {
+  window.document$.subscribe(start);
+} else if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", start);
+} else {
+  start();
+}
