@@ -11,6 +11,9 @@ from meta import algorithms, model
 from meta.tasks import SINUSOID, TaskBatch
 from meta.train import TrainConfig
 
+from reference import (reference_imaml, reference_maml, reference_pretrained,
+                       reference_reptile)
+
 NUM_TASKS = 4
 
 
@@ -103,117 +106,6 @@ def test_no_support_points_gives_zero_loss_and_gradient():
     task_loss, grads = model.loss_and_grad(params, empty, empty)
     assert torch.equal(task_loss, torch.zeros(2))
     assert all(torch.count_nonzero(g) == 0 and torch.isfinite(g).all() for g in grads.values())
-
-
-# ---------------------------------------------------------------- per-task references
-
-def _task(batch: TaskBatch, t: int) -> TaskBatch:
-    return TaskBatch(*(x[t:t + 1] for x in batch))
-
-
-def _single(params: model.Params) -> model.Params:
-    return {n: p.unsqueeze(0) for n, p in params.items()}
-
-
-def _autograd_adapt(phi: model.Params, x, y, steps: int, lr: float, create_graph: bool) -> model.Params:
-    """The learn2learn / higher pattern: gradient descent written with torch.autograd.grad."""
-    for _ in range(steps):
-        grads = torch.autograd.grad(model.loss(_single(phi), x, y).sum(), list(phi.values()),
-                                    create_graph=create_graph)
-        phi = {n: p - lr * g for (n, p), g in zip(phi.items(), grads)}
-    return phi
-
-
-def reference_maml(params, batch, cfg, first_order=False):
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
-    for t in range(batch.support_x.shape[0]):
-        task = _task(batch, t)
-        theta = {n: p.clone().requires_grad_() for n, p in params.items()}
-        phi = _autograd_adapt(theta, task.support_x, task.support_y, cfg.inner_steps, cfg.inner_lr,
-                              create_graph=not first_order)
-        if first_order:
-            phi = {n: p.detach().requires_grad_() for n, p in phi.items()}
-        query_loss = model.loss(_single(phi), task.query_x, task.query_y).sum()
-        grads = torch.autograd.grad(query_loss, list((phi if first_order else theta).values()))
-        for n, g in zip(params, grads):
-            total[n] += g / batch.support_x.shape[0]
-    return total
-
-
-def reference_pretrained(params, batch, cfg):
-    theta = {n: p.clone().requires_grad_() for n, p in params.items()}
-    x = torch.cat([batch.support_x, batch.query_x], 1)
-    y = torch.cat([batch.support_y, batch.query_y], 1)
-    losses = [model.loss(_single(theta), x[t:t + 1], y[t:t + 1]) for t in range(x.shape[0])]
-    grads = torch.autograd.grad(torch.cat(losses).mean(), list(theta.values()))
-    return dict(zip(params, grads))
-
-
-def reference_reptile(params, batch, cfg):
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
-    x = torch.cat([batch.support_x, batch.query_x], 1)
-    y = torch.cat([batch.support_y, batch.query_y], 1)
-    for t in range(x.shape[0]):
-        theta = {n: p.clone().requires_grad_() for n, p in params.items()}
-        phi = _autograd_adapt(theta, x[t:t + 1], y[t:t + 1], cfg.inner_steps, cfg.inner_lr, False)
-        for n in params:   # θ ← θ + β(ϕ − θ) is SGD on the pseudo-gradient θ − ϕ
-            total[n] += (params[n] - phi[n].detach()) / x.shape[0]
-    return total
-
-
-def _flat(params: model.Params) -> torch.Tensor:
-    return torch.cat([p.reshape(-1) for p in params.values()])
-
-
-def _unflat(vector: torch.Tensor, like: model.Params) -> model.Params:
-    out, start = {}, 0
-    for n, p in like.items():
-        out[n] = vector[start:start + p.numel()].view_as(p)
-        start += p.numel()
-    return out
-
-
-def reference_imaml(params, batch, cfg, exact_solve: bool):
-    """iMAML per task: proximal inner steps with autograd, then either the same
-    number of CG iterations with autograd Hessian-vector products, or the
-    linear system (I + H/λ) g = ∇L_test solved exactly with the full Hessian."""
-    lam, alpha = cfg.options["lam"], cfg.inner_lr
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
-    for t in range(batch.support_x.shape[0]):
-        task = _task(batch, t)
-        phi = dict(params)
-        for _ in range(cfg.inner_steps):
-            phi_leaf = {n: p.detach().requires_grad_() for n, p in phi.items()}
-            grads = torch.autograd.grad(model.loss(_single(phi_leaf), task.support_x, task.support_y).sum(),
-                                        list(phi_leaf.values()))
-            phi = {n: phi[n] - alpha * (g + lam * (phi[n] - params[n])) for n, g in zip(phi, grads)}
-        phi_flat = _flat(phi).detach()
-
-        def train_loss(v):
-            return model.loss(_single(_unflat(v, params)), task.support_x, task.support_y).sum()
-
-        def test_loss(v):
-            return model.loss(_single(_unflat(v, params)), task.query_x, task.query_y).sum()
-
-        rhs = torch.func.grad(test_loss)(phi_flat)
-        if exact_solve:
-            hessian = torch.func.hessian(train_loss)(phi_flat)
-            solution = torch.linalg.solve(torch.eye(len(rhs)) + hessian / lam, rhs)
-        else:
-            def matvec(v):
-                return v + torch.func.jvp(torch.func.grad(train_loss), (phi_flat,), (v,))[1] / lam
-            solution, residual, direction = torch.zeros_like(rhs), rhs.clone(), rhs.clone()
-            for _ in range(cfg.options["cg_steps"]):
-                a_dir = matvec(direction)
-                assert direction @ a_dir > 0, "pick a case where I + H/λ is positive definite"
-                step = residual @ residual / (direction @ a_dir)
-                solution = solution + step * direction
-                new_residual = residual - step * a_dir
-                direction = new_residual + (new_residual @ new_residual) / (residual @ residual) * direction
-                residual = new_residual
-        for n, g in _unflat(solution, params).items():
-            total[n] += g / batch.support_x.shape[0]
-    return total
 
 
 def _assert_close(ours: model.Params, reference: model.Params, atol: float = 1e-5) -> None:

@@ -1,0 +1,265 @@
+"""Milliseconds per meta-iteration: our batched algorithms against three other ways.
+
+    python tests/benchmarks/train_speed.py            # full run (a minute or two)
+    python tests/benchmarks/train_speed.py --budget 0.2 --json   # CI smoke run
+
+For each algorithm's paper configuration (site_builder.config, profile
+"paper") on one CPU thread, in the same process, one after another:
+
+  ours    meta/algorithms/<name>.py: tasks batched through the parameters'
+          leading dimension, hand-written backward and Hessian-vector products
+  loop    (a) a per-task Python loop with torch.autograd.grad(create_graph=True),
+          the learn2learn / higher pattern (tests/reference.py)
+  vmap    (b) torch.func: vmap over tasks of functions built with grad / jvp
+  higher  (c) the `higher` package's innerloop_ctx, where installed (MAML, FOMAML)
+
+Every iteration includes sampling the task batch and the outer optimiser's
+step. Before timing, every implementation's meta-gradient is checked against
+ours on the same batch, so the numbers compare equal work. Prints each time
+and the ratios; with --json the last line is one JSON object keyed by
+algorithm. Shared machines are noisy: read the ratios, not the absolute times.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.func import grad, jvp, vmap
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from meta import algorithms, model  # noqa: E402
+from meta.tasks import SINUSOID  # noqa: E402
+from meta.train import TrainConfig, _outer_optimizer  # noqa: E402
+from reference import REFERENCES  # noqa: E402
+from site_builder.config import MODELS, PROFILES  # noqa: E402
+
+
+# ---------------------------------------------------------------- (b) torch.func
+
+def _task_loss(params, x, y):
+    """One task's MSE with unbatched parameters (vmap supplies the task axis)."""
+    return model.loss({n: p.unsqueeze(0) for n, p in params.items()}, x.unsqueeze(0), y.unsqueeze(0))[0]
+
+
+def _inner(params, x, y, steps, lr):
+    for _ in range(steps):
+        g = grad(_task_loss)(params, x, y)
+        params = {n: params[n] - lr * g[n] for n in params}
+    return params
+
+
+def vmap_pretrained(params, batch, cfg):
+    x = torch.cat([batch.support_x, batch.query_x], 1)
+    y = torch.cat([batch.support_y, batch.query_y], 1)
+    task_grads = vmap(grad(_task_loss), in_dims=(None, 0, 0))(params, x, y)
+    return {n: g.mean(0) for n, g in task_grads.items()}
+
+
+def vmap_maml(params, batch, cfg):
+    def task_meta_loss(theta, sx, sy, qx, qy):
+        return _task_loss(_inner(theta, sx, sy, cfg.inner_steps, cfg.inner_lr), qx, qy)
+
+    def batch_meta_loss(theta):
+        return vmap(task_meta_loss, in_dims=(None, 0, 0, 0, 0))(theta, *batch).mean()
+
+    return grad(batch_meta_loss)(params)
+
+
+def vmap_fomaml(params, batch, cfg):
+    def task_grad(theta, sx, sy, qx, qy):
+        return grad(_task_loss)(_inner(theta, sx, sy, cfg.inner_steps, cfg.inner_lr), qx, qy)
+
+    task_grads = vmap(task_grad, in_dims=(None, 0, 0, 0, 0))(params, *batch)
+    return {n: g.mean(0) for n, g in task_grads.items()}
+
+
+def vmap_reptile(params, batch, cfg):
+    x = torch.cat([batch.support_x, batch.query_x], 1)
+    y = torch.cat([batch.support_y, batch.query_y], 1)
+    phi = vmap(lambda p, x, y: _inner(p, x, y, cfg.inner_steps, cfg.inner_lr),
+               in_dims=(None, 0, 0))(params, x, y)
+    return {n: params[n] - phi[n].mean(0) for n in params}
+
+
+def vmap_imaml(params, batch, cfg):
+    lam, alpha, cg_steps = cfg.options["lam"], cfg.inner_lr, cfg.options["cg_steps"]
+
+    def dot(a, b):
+        return sum((a[n] * b[n]).sum() for n in a)
+
+    def task_grad(theta, sx, sy, qx, qy):
+        phi = theta
+        for _ in range(cfg.inner_steps):
+            g = grad(_task_loss)(phi, sx, sy)
+            phi = {n: phi[n] - alpha * (g[n] + lam * (phi[n] - theta[n])) for n in phi}
+        rhs = grad(_task_loss)(phi, qx, qy)
+
+        def matvec(v):
+            hv = jvp(lambda p: grad(_task_loss)(p, sx, sy), (phi,), (v,))[1]
+            return {n: v[n] + hv[n] / lam for n in v}
+
+        solution = {n: torch.zeros_like(r) for n, r in rhs.items()}
+        residual, direction, res_sq = rhs, rhs, dot(rhs, rhs)
+        for _ in range(cg_steps):
+            a_dir = matvec(direction)
+            curvature = dot(direction, a_dir)
+            step = torch.where(curvature > 0, res_sq / curvature.clamp_min(1e-30), 0.0)
+            solution = {n: solution[n] + step * direction[n] for n in solution}
+            residual = {n: residual[n] - step * a_dir[n] for n in residual}
+            new_res_sq = dot(residual, residual)
+            beta = torch.where(res_sq > 0, new_res_sq / res_sq.clamp_min(1e-30), 0.0)
+            direction = {n: residual[n] + beta * direction[n] for n in residual}
+            res_sq = new_res_sq
+        return solution
+
+    task_grads = vmap(task_grad, in_dims=(None, 0, 0, 0, 0))(params, *batch)
+    return {n: g.mean(0) for n, g in task_grads.items()}
+
+
+VMAP = {"pretrained": vmap_pretrained, "maml": vmap_maml, "fomaml": vmap_fomaml,
+        "reptile": vmap_reptile, "imaml": vmap_imaml}
+
+
+# ---------------------------------------------------------------- (c) higher
+
+def _higher_maml(first_order: bool):
+    import higher  # noqa: F401  (ImportError means: not installed)
+
+    def run(params, batch, cfg):
+        net = torch.nn.Sequential(torch.nn.Linear(1, 40), torch.nn.ReLU(), torch.nn.Linear(40, 40),
+                                  torch.nn.ReLU(), torch.nn.Linear(40, 1))
+        with torch.no_grad():   # nn.Linear stores W transposed relative to meta/model.py
+            for layer, i in zip((0, 2, 4), (1, 2, 3)):
+                net[layer].weight.copy_(params[f"w{i}"].t())
+                net[layer].bias.copy_(params[f"b{i}"])
+        inner_opt = torch.optim.SGD(net.parameters(), lr=cfg.inner_lr)
+        tasks = batch.support_x.shape[0]
+        for t in range(tasks):
+            with higher.innerloop_ctx(net, inner_opt, copy_initial_weights=False,
+                                      track_higher_grads=not first_order) as (fnet, diffopt):
+                for _ in range(cfg.inner_steps):
+                    diffopt.step(torch.nn.functional.mse_loss(fnet(batch.support_x[t]), batch.support_y[t]))
+                query_loss = torch.nn.functional.mse_loss(fnet(batch.query_x[t]), batch.query_y[t])
+                if first_order:
+                    fast = list(fnet.parameters(time=-1))
+                    grads = torch.autograd.grad(query_loss, fast)
+                    for p, g in zip(net.parameters(), grads):
+                        p.grad = g / tasks if p.grad is None else p.grad + g / tasks
+                else:
+                    (query_loss / tasks).backward()
+        out = {}
+        for layer, i in zip((0, 2, 4), (1, 2, 3)):
+            out[f"w{i}"] = net[layer].weight.grad.t()
+            out[f"b{i}"] = net[layer].bias.grad
+        return out
+
+    return run
+
+
+def higher_impl(name: str):
+    if name not in ("maml", "fomaml"):
+        return None
+    try:
+        return _higher_maml(first_order=name == "fomaml")
+    except ImportError:
+        return None
+
+
+# ---------------------------------------------------------------- timing
+
+def _ours(name):
+    module = algorithms.get(name)
+    return lambda params, batch, cfg: module.meta_gradient(params, batch, cfg)[0]
+
+
+def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, min_iterations: int = 3) -> float:
+    """Milliseconds per meta-iteration (sample tasks, meta-gradient, optimiser step)."""
+    generator = torch.Generator().manual_seed(0)
+    params = model.init_params(generator)
+    optimizer = _outer_optimizer(algorithms.get(cfg.algorithm).OUTER_OPTIMIZER,
+                                 list(params.values()), cfg.meta_lr)
+
+    def step():
+        batch = SINUSOID.sample_batch(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
+        grads = meta_gradient(params, batch, cfg)
+        for n, p in params.items():
+            p.grad = grads[n].detach()
+        optimizer.step()
+
+    for _ in range(2):
+        step()                                  # warm-up (first-call allocations, dispatch caches)
+    iterations, started = 0, time.perf_counter()
+    while iterations < min_iterations or time.perf_counter() - started < budget:
+        step()
+        iterations += 1
+    return (time.perf_counter() - started) / iterations * 1000
+
+
+def check_agreement(name, implementations, cfg) -> None:
+    generator = torch.Generator().manual_seed(1)
+    params = model.init_params(generator)
+    batch = SINUSOID.sample_batch(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
+    expected = _ours(name)(params, batch, cfg)
+    for label, impl in implementations.items():
+        if impl is None or label == "ours":
+            continue
+        got = impl({n: p.clone() for n, p in params.items()}, batch, cfg)
+        error = max((got[n].detach() - expected[n]).abs().max().item() for n in expected)
+        scale = max(expected[n].abs().max().item() for n in expected)
+        if error > 1e-4 * max(1.0, scale):
+            raise SystemExit(f"{name}: {label} disagrees with ours by {error:.2e}; not timing unequal work")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=float, default=3.0,
+                        help="seconds of timing per implementation and algorithm (default 3)")
+    parser.add_argument("--algorithms", default=",".join(algorithms.ALGORITHMS),
+                        help="comma-separated subset (default: all five)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    args = parser.parse_args(argv)
+    names = [a for a in args.algorithms.split(",") if a]
+    for name in names:
+        algorithms.get(name)
+    if args.budget <= 0:
+        parser.error("--budget must be > 0 seconds")
+
+    torch.set_num_threads(1)
+    configs = {spec.algorithm: spec.train_config(PROFILES["paper"], 0) for spec in MODELS.values()}
+    results = {}
+    print(f"torch {torch.__version__}, 1 CPU thread, {args.budget:g} s per measurement")
+    print(f"{'algorithm':<11}{'ours ms':>9}{'loop ms':>9}{'vmap ms':>9}{'higher ms':>11}"
+          f"{'loop/ours':>11}{'vmap/ours':>11}{'higher/ours':>13}")
+    for name in names:
+        if name not in configs:
+            print(f"{name:<11} (no paper configuration registered in site_builder.config; skipped)")
+            continue
+        cfg = configs[name]
+        impls = {"ours": _ours(name), "loop": REFERENCES[name], "vmap": VMAP[name],
+                 "higher": higher_impl(name)}
+        check_agreement(name, impls, cfg)
+        row = {f"{label}_ms": (None if impl is None else round(time_iterations(impl, cfg, args.budget), 3))
+               for label, impl in impls.items()}
+        results[name] = row
+
+        def ratio(key):
+            return "-" if row[key] is None else f"{row[key] / row['ours_ms']:.1f}x"
+
+        def ms(key):
+            return "-" if row[key] is None else f"{row[key]:.2f}"
+
+        print(f"{name:<11}{ms('ours_ms'):>9}{ms('loop_ms'):>9}{ms('vmap_ms'):>9}{ms('higher_ms'):>11}"
+              f"{ratio('loop_ms'):>11}{ratio('vmap_ms'):>11}{ratio('higher_ms'):>13}", flush=True)
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
