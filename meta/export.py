@@ -112,7 +112,7 @@ def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: tor
                          f"{list(support_y.shape)} must have the same shape")
     dtype = support_x.dtype
     p = {n: t.to(dtype) for n, t in _check_params(params).items()}
-    query_x = query_x.to(dtype)
+    support_y, query_x = support_y.to(dtype), query_x.to(dtype)
     lr = torch.as_tensor(inner_lr, dtype=dtype)
     count = max(support_x.shape[0], 1)
     predictions, losses = [], []
@@ -269,6 +269,7 @@ def export_sinusoid(params: Params, path: str | os.PathLike, steps: int = 10) ->
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)   # mkstemp's 0600 would keep a web server from reading it
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,289 @@
+"""The exported sinusoid adaptation graph against the autograd reference.
+
+The graph is exported once per module from randomly initialised parameters
+(fixed seed), so these tests depend on no trained model.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import meta.export as export_mod
+from meta.export import (ALLOWED_OPS, INPUT_NAMES, OUTPUT_NAMES, SinusoidAdaptation,
+                         export_sinusoid, reference_adaptation, run_onnx)
+from meta.model import adapt, forward, init_params, per_task
+from meta.tasks import SINUSOID
+
+STEPS = 10
+TOLERANCE = 1e-5
+SUPPORT_SIZES = (0, 1, 2, 3, 4, 5, 10, 20)
+# Learning rates at which plain gradient descent from these parameters stays
+# well behaved on every task; 0.01 is the rate the models are trained with.
+STABLE_LRS = (0.01, 0.003)
+
+
+@pytest.fixture(scope="module")
+def params():
+    return init_params(torch.Generator().manual_seed(1234))
+
+
+@pytest.fixture(scope="module")
+def exported(params, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "sinusoid.onnx"
+    start = time.perf_counter()
+    info = export_sinusoid(params, path, steps=STEPS)
+    info["seconds"] = time.perf_counter() - start
+    return path, info
+
+
+def sinusoid_cases(seed: int, tasks_per_size: int = 4, num_query: int = 100):
+    """(support_x, support_y, query_x) from real sinusoid tasks, |y| <= 5."""
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for n in SUPPORT_SIZES:
+        amplitude, phase = SINUSOID.sample_tasks(tasks_per_size, g)
+        for t in range(tasks_per_size):
+            support_x = SINUSOID.sample_x(1, n, g)
+            support_y = SINUSOID.target(amplitude[t:t + 1], phase[t:t + 1], support_x)
+            if t % 2:
+                query_x = torch.linspace(-5, 5, num_query).reshape(-1, 1)
+            else:   # unsorted random query points, a different M
+                query_x = SINUSOID.sample_x(1, 37, g)[0]
+            cases.append((support_x[0], support_y[0], query_x))
+    return cases
+
+
+def reference64(params, support_x, support_y, query_x, lr, steps=STEPS):
+    return reference_adaptation(params, support_x.double(), support_y.double(),
+                                query_x.double(), lr, steps)
+
+
+@pytest.mark.parametrize("lr", STABLE_LRS)
+def test_onnx_matches_autograd_reference_at_every_step(params, exported, lr):
+    path, _ = exported
+    worst, adapted = 0.0, 0
+    for support_x, support_y, query_x in sinusoid_cases(seed=int(lr * 1e4)):
+        assert (support_y.abs() <= 5.0).all()
+        ref_y, ref_loss = reference64(params, support_x, support_y, query_x, lr)
+        onnx_y, onnx_loss = run_onnx(path, support_x, support_y, query_x, lr)
+        assert onnx_y.shape == (STEPS + 1, query_x.shape[0], 1)
+        assert onnx_loss.shape == (STEPS + 1,)
+        assert onnx_y.dtype == np.float32 and onnx_loss.dtype == np.float32
+        worst = max(worst, np.abs(onnx_y - ref_y.numpy()).max(),
+                    np.abs(onnx_loss - ref_loss.numpy()).max())
+        if support_x.shape[0] > 0:
+            # The steps really adapt: the support loss goes down and the predictions move.
+            assert ref_loss[-1] < ref_loss[0]
+            assert np.abs(onnx_y[-1] - onnx_y[0]).max() > 1e-3
+            adapted += 1
+    assert adapted == 4 * (len(SUPPORT_SIZES) - 1)
+    assert worst <= TOLERANCE, f"max |onnx - autograd| = {worst:.2e}"
+
+
+def test_onnx_matches_reference_for_ten_points_and_hundred_queries(params, exported):
+    path, _ = exported
+    g = torch.Generator().manual_seed(7)
+    amplitude, phase = SINUSOID.sample_tasks(4, g)
+    amplitude[0] = 5.0   # the largest targets the contract covers
+    query_x = torch.linspace(-5, 5, 100).reshape(-1, 1)
+    for t in range(4):
+        support_x = SINUSOID.sample_x(1, 10, g)
+        support_y = SINUSOID.target(amplitude[t:t + 1], phase[t:t + 1], support_x)[0]
+        ref_y, ref_loss = reference64(params, support_x[0], support_y, query_x, 0.01)
+        onnx_y, onnx_loss = run_onnx(path, support_x[0], support_y, query_x, 0.01)
+        assert np.abs(onnx_y - ref_y.numpy()).max() <= TOLERANCE
+        assert np.abs(onnx_loss - ref_loss.numpy()).max() <= TOLERANCE
+
+
+def test_first_step_at_a_large_learning_rate(params, exported):
+    """At lr = 0.1 gradient descent from these parameters overshoots (the loss
+    grows by orders of magnitude), so float32 rounding is amplified step after
+    step and no float32 graph can track float64 to 1e-5 over ten steps. The
+    first update is still exact to float32 precision, relative to its size."""
+    path, _ = exported
+    for support_x, support_y, query_x in sinusoid_cases(seed=3, tasks_per_size=2):
+        ref_y, ref_loss = reference64(params, support_x, support_y, query_x, 0.1, steps=1)
+        onnx_y, onnx_loss = run_onnx(path, support_x, support_y, query_x, 0.1)
+        scale_y = np.maximum(1.0, np.abs(ref_y.numpy()))
+        scale_loss = np.maximum(1.0, ref_loss.numpy())
+        assert (np.abs(onnx_y[:2] - ref_y.numpy()) / scale_y).max() <= TOLERANCE
+        assert (np.abs(onnx_loss[:2] - ref_loss.numpy()) / scale_loss).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("lr", (0.01, 0.1, 10.0))
+@pytest.mark.parametrize("num_query", (1, 100))
+def test_no_support_points_gives_the_unadapted_prediction(params, exported, lr, num_query):
+    path, _ = exported
+    query_x = torch.linspace(-5, 5, num_query).reshape(-1, 1)
+    empty = np.zeros((0, 1), dtype=np.float32)
+    onnx_y, onnx_loss = run_onnx(path, empty, empty, query_x, lr)
+    assert np.isfinite(onnx_y).all() and np.isfinite(onnx_loss).all()
+    assert np.array_equal(onnx_loss, np.zeros(STEPS + 1, dtype=np.float32))
+    for row in onnx_y[1:]:
+        assert np.array_equal(row, onnx_y[0])   # identical, not merely close
+    unadapted = forward(per_task(params, 1), query_x.unsqueeze(0))[0]
+    assert np.abs(onnx_y[0] - unadapted.numpy()).max() <= TOLERANCE
+    ref_y, ref_loss = reference_adaptation(params, torch.zeros(0, 1), torch.zeros(0, 1), query_x, lr, STEPS)
+    assert torch.isfinite(ref_y).all() and torch.equal(ref_loss, torch.zeros(STEPS + 1))
+    assert torch.equal(ref_y, ref_y[:1].expand_as(ref_y))
+
+
+@pytest.mark.parametrize("lr", STABLE_LRS)
+def test_hand_written_module_matches_autograd_in_torch(params, lr):
+    module = SinusoidAdaptation(params, STEPS)
+    worst = 0.0
+    for support_x, support_y, query_x in sinusoid_cases(seed=11):
+        got_y, got_loss = module(support_x, support_y, query_x, torch.tensor(lr))
+        ref_y, ref_loss = reference64(params, support_x, support_y, query_x, lr)
+        worst = max(worst, (got_y.double() - ref_y).abs().max().item(),
+                    (got_loss.double() - ref_loss).abs().max().item())
+    assert worst <= TOLERANCE, f"max |module - autograd| = {worst:.2e}"
+
+
+def test_module_agrees_with_the_training_code_adaptation(params):
+    """The exported graph adapts exactly as meta.model.adapt does in training/evaluation."""
+    g = torch.Generator().manual_seed(5)
+    batch = SINUSOID.sample_batch(1, 10, 50, g)
+    module = SinusoidAdaptation(params, STEPS)
+    got_y, _ = module(batch.support_x[0], batch.support_y[0], batch.query_x[0], torch.tensor(0.01))
+    for steps in (0, 1, 5, STEPS):
+        adapted = adapt(per_task(params, 1), batch.support_x, batch.support_y, steps, 0.01)
+        expected = forward(adapted, batch.query_x)[0]
+        assert (got_y[steps] - expected).abs().max().item() <= TOLERANCE
+
+
+def test_reference_uses_float32_when_given_float32(params):
+    support_x = torch.tensor([[1.0], [-2.0]])
+    y32, loss32 = reference_adaptation(params, support_x, torch.sin(support_x), support_x, 0.01, 3)
+    y64, loss64 = reference64(params, support_x, torch.sin(support_x), support_x, 0.01, 3)
+    assert y32.dtype == torch.float32 and y64.dtype == torch.float64
+    assert y32.shape == (4, 2, 1) and loss32.shape == (4,)
+    assert (y32.double() - y64).abs().max().item() <= 1e-6
+
+
+def test_graph_interface_matches_the_contract(exported):
+    path, _ = exported
+    model = onnx.load(os.fspath(path))
+    onnx.checker.check_model(model, full_check=True)
+
+    def dims(value):
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    inputs = {v.name: v for v in model.graph.input}
+    outputs = {v.name: v for v in model.graph.output}
+    assert list(inputs) == list(INPUT_NAMES)
+    assert list(outputs) == list(OUTPUT_NAMES)
+    for value in (*inputs.values(), *outputs.values()):
+        assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert dims(inputs["support_x"]) == ["N", 1]
+    assert dims(inputs["support_y"]) == ["N", 1]
+    assert dims(inputs["query_x"]) == ["M", 1]
+    assert dims(inputs["inner_lr"]) == []
+    assert dims(outputs["query_y"]) == [STEPS + 1, "M", 1]
+    assert dims(outputs["support_loss"]) == [STEPS + 1]
+
+
+def test_graph_uses_only_plain_onnx_ops(exported):
+    path, info = exported
+    model = onnx.load(os.fspath(path))
+    ops = {node.op_type for node in model.graph.node}
+    assert ops <= ALLOWED_OPS, f"unexpected ops: {sorted(ops - ALLOWED_OPS)}"
+    assert set(info["ops"]) == ops
+    assert {"MatMul", "Relu", "Where", "Greater"} <= ops   # forward and hand-written backward
+    assert all(node.domain in ("", "ai.onnx") for node in model.graph.node)
+    assert len(model.functions) == 0
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", export_mod.OPSET)]
+    # Control flow would hide the unrolled steps; the graph is straight-line.
+    assert not any(attr.HasField("g") or attr.graphs for node in model.graph.node for attr in node.attribute)
+
+
+def test_file_is_small_and_carries_no_metadata(exported):
+    path, info = exported
+    data = path.read_bytes()
+    assert info["bytes"] == len(data) < 200_000
+    assert info["steps"] == STEPS
+    model = onnx.load_from_string(data)
+    assert not any(node.metadata_props or node.doc_string for node in model.graph.node)
+    assert not model.metadata_props and not model.doc_string
+    assert b"/work" not in data and os.fsencode(os.getcwd()) not in data
+    assert not model.graph.initializer or all(not t.external_data for t in model.graph.initializer)
+    assert not list(path.parent.glob("*.tmp")) and sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_export_is_deterministic_and_quiet(params, exported, tmp_path, capfd):
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    export_sinusoid(params, first, steps=1)
+    export_sinusoid(params, second, steps=1)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert first.read_bytes() == second.read_bytes()
+    # The small graph computes the first rows of the big one.
+    support_x = torch.tensor([[-3.0], [0.5], [4.0]])
+    support_y = 2.0 * torch.sin(support_x + 1.0)
+    query_x = torch.linspace(-5, 5, 9).reshape(-1, 1)
+    small_y, small_loss = run_onnx(first, support_x, support_y, query_x, 0.01)
+    big_y, big_loss = run_onnx(exported[0], support_x, support_y, query_x, 0.01)
+    assert small_y.shape == (2, 9, 1) and small_loss.shape == (2,)
+    assert np.abs(small_y - big_y[:2]).max() <= 1e-6
+    assert np.abs(small_loss - big_loss[:2]).max() <= 1e-6
+
+
+def test_interrupted_write_leaves_the_old_file(params, exported, tmp_path, monkeypatch):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"previous model")
+    prebuilt = onnx.load(os.fspath(exported[0]))
+    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps: prebuilt)
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_mod.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_sinusoid(params, path)
+    assert path.read_bytes() == b"previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]   # no temporary left behind
+
+    monkeypatch.undo()
+    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps: prebuilt)
+    info = export_sinusoid(params, path)
+    assert path.read_bytes() == exported[0].read_bytes() and info["bytes"] == path.stat().st_size
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_bad_input_is_rejected_with_a_clear_message(params, tmp_path):
+    target = tmp_path / "never.onnx"
+    wrong_shape = dict(params, w2=torch.zeros(40, 41))
+    with pytest.raises(ValueError, match=r"params\['w2'\] has shape \[40, 41\], expected \[40, 40\]"):
+        export_sinusoid(wrong_shape, target)
+    with pytest.raises(ValueError, match="missing \\['b3'\\]"):
+        export_sinusoid({k: v for k, v in params.items() if k != "b3"}, target)
+    with pytest.raises(ValueError, match="steps must be an integer >= 0, got -1"):
+        export_sinusoid(params, target, steps=-1)
+    with pytest.raises(ValueError, match="task dimension"):
+        export_sinusoid(per_task(params, 1), target)
+    assert not target.exists() and not list(tmp_path.iterdir())
+
+    x = torch.zeros(3, 1)
+    with pytest.raises(ValueError, match="must have the same shape"):
+        reference_adaptation(params, x, torch.zeros(2, 1), x, 0.01, 1)
+    with pytest.raises(ValueError, match=r"query_x must be shaped \[points, 1\]"):
+        reference_adaptation(params, x, x, torch.zeros(3), 0.01, 1)
+
+
+def test_run_onnx_checks_its_inputs_and_accepts_flat_arrays(exported):
+    path, _ = exported
+    x = np.array([-1.0, 2.0])
+    flat_y, flat_loss = run_onnx(path, x, np.sin(x), np.array([0.0, 1.0]), np.float64(0.01))
+    col_y, col_loss = run_onnx(path, x[:, None], np.sin(x)[:, None], [[0.0], [1.0]], 0.01)
+    assert np.array_equal(flat_y, col_y) and np.array_equal(flat_loss, col_loss)
+    with pytest.raises(ValueError, match="must have the same shape"):
+        run_onnx(path, x, np.sin(x)[:1], [0.0], 0.01)
+    with pytest.raises(ValueError, match="query_x must hold at least one point"):
+        run_onnx(path, x, np.sin(x), np.zeros((0, 1)), 0.01)
+    with pytest.raises(ValueError, match=r"support_x must be shaped \[points, 1\]"):
+        run_onnx(path, np.zeros((2, 2)), np.zeros((2, 2)), [0.0], 0.01)
