@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -75,17 +74,18 @@ def _run_in_process(jobs: list[ModelJob]) -> tuple[list[ModelOutcome], list[str]
 def _run_in_workers(jobs: list[ModelJob], workers: int) -> tuple[list[ModelOutcome], list[str]]:
     outcomes, errors = [], []
     context = multiprocessing.get_context("spawn")   # fork + torch threads can deadlock
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                             initializer=_init_worker,
-                             initargs=(log.getEffectiveLevel(),)) as pool:
-        futures = {pool.submit(run_model, job): job.name for job in jobs}
-        for future in as_completed(futures):
+    # Leaving the `with` terminates the workers, so an interrupted build
+    # (Ctrl+C, SIGTERM) does not leave them training in the background.
+    with context.Pool(min(workers, len(jobs)), initializer=_init_worker,
+                      initargs=(log.getEffectiveLevel(),)) as pool:
+        pending = [(job.name, pool.apply_async(run_model, (job,))) for job in jobs]
+        for name, result in pending:
             try:
-                outcomes.append(future.result())
+                outcomes.append(result.get())
             except BuildFailure as exc:
                 errors.append(str(exc))
             except Exception as exc:
-                errors.append(f"{futures[future]}: {type(exc).__name__}: {exc}")
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
     return outcomes, errors
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -29,7 +30,7 @@ def _integer(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def _parser() -> _Parser:
@@ -120,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     from .build import configure_logging
 
     configure_logging()
+    # SIGTERM stops the build like Ctrl+C: temporary files and folders are
+    # removed and worker processes terminated on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run(argv)
     except ConfigError as exc:
@@ -135,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print("maml-site: failed with an unexpected error (above)", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def _check_port(port: int) -> None:
 def serve(options: BuildOptions, port: int = 8000) -> None:
     from mkdocs.livereload import LiveReloadServer
 
+    # "Detected file changes", "Reloading browsers": worth seeing while serving.
+    logging.getLogger("mkdocs.livereload").setLevel(logging.INFO)
     options = options.validate()
     _check_port(port)
     build(options)

@@ -109,7 +109,7 @@ def train_hash(job: ModelJob, cfg) -> str:
                        code=source_hashes(job.repo_root, TRAINING_SOURCES))
 
 
-def _downstream_hashes(job: ModelJob, weights_sha: str, inner_lr: float) -> dict[str, str]:
+def downstream_hashes(job: ModelJob, weights_sha: str, inner_lr: float) -> dict[str, str]:
     repo = job.repo_root
     return {
         "evaluate": inputs_hash(weights=weights_sha, protocol=_protocol(job, inner_lr),
@@ -139,7 +139,7 @@ def pending_stages(job: ModelJob) -> list[str]:
     from meta.train import TrainConfig
 
     inner_lr = MODELS[job.name].inner_lr(TrainConfig.from_dict(entry["train"]))
-    hashes = _downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
+    hashes = downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
     return [stage for stage in job.stages if stage != "train" and not _is_current(
         job.exported, entry, stage, hashes[stage], _output_record(entry, stage))]
 
@@ -189,7 +189,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
     entry.update(name=job.name, algorithm=spec.algorithm, task=SINUSOID.describe(),
                  inner_lr=inner_lr, steps=EXPORT_STEPS, train=checkpoint["config"],
                  training=training)
-    hashes = _downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
+    hashes = downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
 
     def stale(stage: str) -> bool:
         return stage in job.stages and not _is_current(
