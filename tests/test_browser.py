@@ -315,3 +315,37 @@ def test_a_widget_that_cannot_load_its_runtime_says_so_and_keeps_the_figure(page
     assert figure.is_visible()
     assert figure.evaluate("img => img.complete && img.naturalWidth > 0"), "the static figure did not load"
     assert widget.locator("svg.widget-plot").count() == 0 or not widget.locator("svg.widget-plot").is_visible()
+
+
+def test_a_tap_on_a_touch_screen_adds_a_sample(browser, site_url):
+    context = browser.new_context(has_touch=True, is_mobile=True, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        log = PageLog(page)
+        open_page(page, site_url)
+        widget = wait_ready(page, MAML, samples=0)
+        widget.scroll_into_view_if_needed()
+        box = plot_frame(widget)
+        page.touchscreen.tap(box["x"] + 0.75 * box["width"], box["y"] + 0.3 * box["height"])
+        wait_ready(page, MAML, samples=1)
+        assert widget_state(widget)["samples"] == [pytest.approx(2.5, abs=0.1)]
+        log.assert_clean()
+    finally:
+        context.close()
+
+
+def test_widget_colours_follow_the_palette(page, log, site_url):
+    open_page(page, site_url)
+    widget = wait_ready(page, MAML, samples=0)
+    colours = {}
+    for scheme in ("default", "slate"):
+        page.evaluate("s => document.body.setAttribute('data-md-color-scheme', s)", scheme)
+        colours[scheme] = widget.evaluate("""el => ({
+            after: getComputedStyle(el.querySelector('path.sine-fit-after')).stroke,
+            target: getComputedStyle(el.querySelector('path.sine-fit-target')).stroke,
+            panel: getComputedStyle(el).backgroundColor,
+            tick: getComputedStyle(el.querySelector('text.widget-tick')).fill,
+        })""")
+    for part in ("after", "target", "panel", "tick"):
+        assert colours["default"][part] != colours["slate"][part], f"{part} keeps its colour in the dark palette"
+    log.assert_clean()

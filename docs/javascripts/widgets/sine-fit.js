@@ -87,7 +87,11 @@ class SineFit {
     const ui = htmlElement("div", { class: "sine-fit" });
     const plotBox = htmlElement("div", { class: "sine-fit__plot" });
     ui.append(plotBox);
+    // Size the drawing to the column (between a phone's and a desktop's), so
+    // that ticks and labels keep a readable size when the SVG is scaled.
+    const width = Math.round(Math.max(320, Math.min(640, this.root.clientWidth || 640)));
     const plot = createPlot(plotBox, {
+      width, height: Math.round(Math.max(260, width * 0.5625)),
       xDomain: this.xRange, yDomain: Y_DOMAIN,
       label: `Sinusoid task and the ${entry.name} model's predictions. ` +
         "Click or tap to take a sample; with the plot focused, Left and Right move a cursor, " +
@@ -105,9 +109,9 @@ class SineFit {
       class: "sine-fit-cursor", y1: plot.area.top, y2: plot.area.bottom,
     }, plot.layers.overlay);
     this.hint = svgElement("text", {
-      class: "sine-fit-hint", x: (plot.area.left + plot.area.right) / 2, y: plot.area.top + 22, "text-anchor": "middle",
+      class: "sine-fit-hint", x: (plot.area.left + plot.area.right) / 2, y: plot.area.top + 36, "text-anchor": "middle",
     }, plot.layers.overlay);
-    this.hint.textContent = "Click the plot or press 🎲 to take samples";
+    this.hint.textContent = width < 480 ? "Tap the plot or press 🎲" : "Click or tap the plot, or press 🎲, to take samples";
 
     const legend = htmlElement("p", { class: "sine-fit__legend" },
       legendItem("sine-fit-key--target", "task"),
