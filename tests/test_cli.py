@@ -1,0 +1,146 @@
+"""`maml-site` from the outside: exit status, the one-line errors of bad usage,
+and that bad usage writes nothing."""
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+
+import pytest
+import torch
+
+from meta.evaluate import EVAL_SEED
+from site_builder.cli import main
+from site_builder.config import REPO_ROOT
+
+
+@pytest.fixture
+def run_cli(capsys, tmp_path):
+    """Run `maml-site ARGS...` in-process with exported/ and site/ in tmp_path
+    (unless given); returns (exit status, stdout, stderr)."""
+    loggers = [logging.getLogger(n) for n in ("site_builder", "mkdocs")]
+
+    def run(*argv: str, dirs: bool = True) -> tuple[int, str, str]:
+        argv = list(argv)
+        if dirs and argv and argv[0] in ("build", "serve", "train", "export", "figures", "check"):
+            argv += ["--exported", str(tmp_path / "exported")]
+            if argv[0] in ("build", "serve"):
+                argv += ["--site-dir", str(tmp_path / "site")]
+        saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+        sigterm = signal.getsignal(signal.SIGTERM)
+        try:
+            status = main(argv)
+        except SystemExit as exc:   # argparse's own exits (--help, parse errors)
+            status = exc.code
+        finally:
+            for lg, (handlers, level, propagate) in zip(loggers, saved):
+                lg.handlers[:], lg.propagate = handlers, propagate
+                lg.setLevel(level)
+            signal.signal(signal.SIGTERM, sigterm)
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+BAD_USAGE = [
+    # argv, the bad value, what is allowed (both must be named)
+    (["build", "--profile", "fast"], "'fast'", "paper, quick"),
+    (["build", "--device", "tpu"], "'tpu'", "auto, cpu, cuda"),
+    (["serve", "--device", "gpu"], "'gpu'", "auto, cpu, cuda"),
+    (["build", "--jobs", "0"], "0", "integer >= 1"),
+    (["build", "--jobs", "two"], "'two'", "integer"),
+    (["build", "--seed", "-3"], "-3", "0 to 2**63-1"),
+    (["build", "--seed", str(EVAL_SEED)], str(EVAL_SEED), "any other integer"),
+    (["train", "reptile-mnist"], "'reptile-mnist'", "pretrained-sinusoid, maml-sinusoid"),
+    (["export", "--profile", "paperr"], "'paperr'", "paper, quick"),
+    (["check", "--jobs", "-1"], "-1", "integer >= 1"),
+    (["serve", "--port", "70000"], "70000", "1 to 65535"),
+    (["publish"], "'publish'", "'build', 'serve', 'train', 'export', 'figures', 'check'"),
+]
+
+
+@pytest.mark.parametrize("argv,value,allowed", BAD_USAGE, ids=[" ".join(a) for a, _, _ in BAD_USAGE])
+def test_bad_usage_exits_2_with_one_line_naming_value_and_allowed_and_writes_nothing(
+        run_cli, tmp_path, argv, value, allowed):
+    status, out, err = run_cli(*argv)
+    assert status == 2
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("maml-site") and "error:" in lines[0]
+    assert value in lines[0] and allowed in lines[0]
+    assert out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_site_dir_that_would_replace_the_repository_or_other_files_is_refused(run_cli, tmp_path):
+    status, _, err = run_cli("build", "--site-dir", str(REPO_ROOT), dirs=False)
+    assert status == 2 and "overlaps the repository" in err and len(err.splitlines()) == 1
+    stranger = tmp_path / "notes"
+    stranger.mkdir()
+    (stranger / "todo.txt").write_text("keep me")
+    status, _, err = run_cli("build", "--site-dir", str(stranger), "--exported",
+                             str(tmp_path / "exported"), dirs=False)
+    assert status == 2 and "no index.html" in err
+    assert (stranger / "todo.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
+
+
+def test_an_exported_path_that_is_a_file_is_refused(run_cli, tmp_path):
+    (tmp_path / "exported").write_text("not a folder")
+    status, _, err = run_cli("build", "--exported", str(tmp_path / "exported"),
+                             "--site-dir", str(tmp_path / "site"), dirs=False)
+    assert status == 2 and "is a file" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_a_usage_error(run_cli, tmp_path):
+    status, _, err = run_cli("build", "--device", "cuda")
+    assert status == 2 and "'cuda'" in err and "auto, cpu" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_and_a_missing_command(run_cli):
+    status, out, _ = run_cli("--help")
+    assert status == 0
+    for command in ("build", "serve", "train", "export", "figures", "check"):
+        assert command in out
+    status, _, err = run_cli()
+    assert status == 2 and "COMMAND" in err and len(err.splitlines()) == 1
+
+
+def test_check_without_exports_fails_with_exit_1(run_cli, tmp_path):
+    status, _, err = run_cli("check")
+    assert status == 1
+    assert "manifest.json does not exist" in err and "maml-site build" in err
+
+
+def test_export_without_weights_fails_with_exit_1_naming_the_model(run_cli):
+    status, _, err = run_cli("export")
+    assert status == 1
+    assert "pretrained-sinusoid: no weights" in err and "maml-site train pretrained-sinusoid" in err
+
+
+@pytest.mark.slow
+def test_stage_commands_on_an_up_to_date_export_do_nothing_and_check_passes(
+        run_cli, quick_build, tmp_path):
+    shutil.copytree(quick_build.exported, tmp_path / "exported")
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "exported").rglob("*")}
+    status, _, err = run_cli("train", "maml-sinusoid", "--profile", "quick", "--device", "cpu")
+    assert status == 0 and "maml-sinusoid is up to date" in err
+    for command in ("export", "figures"):
+        status, _, err = run_cli(command, "--profile", "quick")
+        assert status == 0 and "maml-sinusoid: ran nothing" in err
+    status, _, err = run_cli("check")
+    assert status == 0 and "check passed" in err
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "exported").rglob("*")} == before
+
+
+@pytest.mark.slow
+def test_check_exits_1_when_a_file_does_not_match_the_manifest(run_cli, quick_build, tmp_path):
+    shutil.copytree(quick_build.exported, tmp_path / "exported")
+    (tmp_path / "exported" / "pretrained-sinusoid.results.json").write_text("{}")
+    status, _, err = run_cli("check")
+    assert status == 1
+    assert "pretrained-sinusoid: pretrained-sinusoid.results.json has sha256" in err
