@@ -2,7 +2,7 @@
 
 Parameters that carry a leading task dimension ([T, ...]) let every function
 here run T tasks at once with batched matrix products; no Python loop over
-tasks. ``loss_and_grad`` is the network's backward pass written by hand: it
+tasks. Parameters without it are shared by all tasks (θ before adaptation). ``loss_and_grad`` is the network's backward pass written by hand: it
 is a handful of plain tensor operations, so it exports to ONNX, runs faster
 than autograd for this tiny network, and can itself be differentiated by
 autograd (that is how MAML's meta-gradient flows through the inner update).
@@ -35,11 +35,27 @@ def per_task(params: Params, num_tasks: int) -> Params:
     return {name: p.unsqueeze(0).expand(num_tasks, *p.shape) for name, p in params.items()}
 
 
+def _bias(b: torch.Tensor) -> torch.Tensor:
+    """A bias [T, out] broadcast over a task's points; a shared bias [out] as it is."""
+    return b.unsqueeze(1) if b.dim() == 2 else b
+
+
+def _relu_backward(grad: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """grad where the ReLU output h is positive, else 0 (ReLU' is constant almost
+    everywhere); PyTorch's own ReLU backward kernel, one operation instead of three."""
+    return torch.ops.aten.threshold_backward(grad, h, 0.0)
+
+
 def forward(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """Predictions [T, N, 1] for inputs x [T, N, 1] and per-task parameters."""
-    h = torch.relu(torch.baddbmm(params["b1"].unsqueeze(1), x, params["w1"]))
-    h = torch.relu(torch.baddbmm(params["b2"].unsqueeze(1), h, params["w2"]))
-    return torch.baddbmm(params["b3"].unsqueeze(1), h, params["w3"])
+    """Predictions [T, N, 1] for inputs x [T, N, 1].
+
+    Parameters either carry a task dimension ([T, ...], one set per task) or
+    not (one set shared by all tasks): torch.matmul then runs a batched
+    product or a single large one.
+    """
+    h = torch.relu(torch.matmul(x, params["w1"]) + _bias(params["b1"]))
+    h = torch.relu(torch.matmul(h, params["w2"]) + _bias(params["b2"]))
+    return torch.matmul(h, params["w3"]) + _bias(params["b3"])
 
 
 def loss(params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -50,40 +66,38 @@ def loss(params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class ActivationCache(NamedTuple):
     """What the backward pass computed, kept for Hessian-vector products."""
     x: torch.Tensor
-    mask1: torch.Tensor   # ReLU'(z1) as 0/1 floats
-    h1: torch.Tensor
-    mask2: torch.Tensor   # ReLU'(z2)
+    h1: torch.Tensor      # ReLU outputs (their sign is the ReLU mask)
     h2: torch.Tensor
     d_out: torch.Tensor   # dL/d(output)
     d_z2: torch.Tensor
     scale: float          # 2 / N: d(d_out)/d(output)
 
 
-def loss_grad_cache(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Params, ActivationCache]:
-    """Each task's MSE [T], its gradient, and the activations behind it.
+def loss_grad_cache(params: Params, x: torch.Tensor, y: torch.Tensor,
+                    with_loss: bool = True) -> tuple[torch.Tensor | None, Params, ActivationCache]:
+    """Each task's MSE [T] (None unless with_loss), its gradient with respect to
+    that task's parameters ([T, ...] even for shared parameters), and the
+    activations behind it.
 
     With N = 0 points the loss is 0 and the gradient exactly 0 (the count is
     clamped to 1), never NaN.
     """
     scale = 2.0 / max(x.shape[1], 1)
-    z1 = torch.baddbmm(params["b1"].unsqueeze(1), x, params["w1"])
-    mask1 = (z1 > 0).to(z1.dtype)
-    h1 = z1 * mask1
-    z2 = torch.baddbmm(params["b2"].unsqueeze(1), h1, params["w2"])
-    mask2 = (z2 > 0).to(z2.dtype)
-    h2 = z2 * mask2
-    residual = torch.baddbmm(params["b3"].unsqueeze(1), h2, params["w3"]) - y
-    task_loss = residual.pow(2).sum(dim=(1, 2)) * (scale / 2)
+    w2, w3 = params["w2"], params["w3"]
+    h1 = torch.relu(torch.matmul(x, params["w1"]) + _bias(params["b1"]))
+    h2 = torch.relu(torch.matmul(h1, w2) + _bias(params["b2"]))
+    residual = torch.matmul(h2, w3) + _bias(params["b3"]) - y
+    task_loss = residual.pow(2).sum(dim=(1, 2)) * (scale / 2) if with_loss else None
 
     d_out = residual * scale                                          # dL/d(output)
-    d_z2 = torch.bmm(d_out, params["w3"].transpose(1, 2)) * mask2
-    d_z1 = torch.bmm(d_z2, params["w2"].transpose(1, 2)) * mask1
+    d_z2 = _relu_backward(torch.matmul(d_out, w3.transpose(-1, -2)), h2)
+    d_z1 = _relu_backward(torch.matmul(d_z2, w2.transpose(-1, -2)), h1)
     grads = {
         "w1": torch.bmm(x.transpose(1, 2), d_z1), "b1": d_z1.sum(1),
         "w2": torch.bmm(h1.transpose(1, 2), d_z2), "b2": d_z2.sum(1),
         "w3": torch.bmm(h2.transpose(1, 2), d_out), "b3": d_out.sum(1),
     }
-    return task_loss, grads, ActivationCache(x, mask1, h1, mask2, h2, d_out, d_z2, scale)
+    return task_loss, grads, ActivationCache(x, h1, h2, d_out, d_z2, scale)
 
 
 def loss_and_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Params]:
@@ -96,31 +110,51 @@ def hessian_vector_product(params: Params, cache: ActivationCache, vector: Param
     """H v for each task, H the Hessian of the loss that ``cache`` came from.
 
     Pearlmutter's R-operator applied by hand to ``loss_grad_cache``: push the
-    direction ``vector`` forwards through the network and the backward pass
-    (ReLU masks are constant almost everywhere, so they pass R unchanged).
+    direction ``vector`` ([T, ...]) forwards through the network and the
+    backward pass (ReLU masks are constant almost everywhere, so they pass R
+    unchanged). baddbmm(a, b, c) = a + b @ c keeps each sum one operation.
     """
     w2, w3 = params["w2"], params["w3"]
-    x, mask1, h1, mask2, h2, d_out, d_z2, scale = cache
-    r_h1 = torch.baddbmm(vector["b1"].unsqueeze(1), x, vector["w1"]) * mask1
-    r_h2 = (torch.baddbmm(vector["b2"].unsqueeze(1), h1, vector["w2"])
-            + torch.bmm(r_h1, w2)) * mask2
-    r_d_out = (torch.baddbmm(vector["b3"].unsqueeze(1), h2, vector["w3"])
-               + torch.bmm(r_h2, w3)) * scale
-    r_d_z2 = (torch.bmm(r_d_out, w3.transpose(1, 2))
-              + torch.bmm(d_out, vector["w3"].transpose(1, 2))) * mask2
-    r_d_z1 = (torch.bmm(r_d_z2, w2.transpose(1, 2))
-              + torch.bmm(d_z2, vector["w2"].transpose(1, 2))) * mask1
+    x, h1, h2, d_out, d_z2, scale = cache
+    v_w2, v_w3 = vector["w2"], vector["w3"]
+    r_h1 = _relu_backward(torch.baddbmm(vector["b1"].unsqueeze(1), x, vector["w1"]), h1)
+    r_h2 = _relu_backward(torch.baddbmm(vector["b2"].unsqueeze(1), h1, v_w2)
+                          + torch.matmul(r_h1, w2), h2)
+    r_d_out = (torch.baddbmm(vector["b3"].unsqueeze(1), h2, v_w3) + torch.matmul(r_h2, w3)) * scale
+    r_d_z2 = _relu_backward(torch.baddbmm(torch.matmul(r_d_out, w3.transpose(-1, -2)),
+                                          d_out, v_w3.transpose(1, 2)), h2)
+    r_d_z1 = _relu_backward(torch.baddbmm(torch.matmul(r_d_z2, w2.transpose(-1, -2)),
+                                          d_z2, v_w2.transpose(1, 2)), h1)
     return {
         "w1": torch.bmm(x.transpose(1, 2), r_d_z1), "b1": r_d_z1.sum(1),
-        "w2": torch.bmm(r_h1.transpose(1, 2), d_z2) + torch.bmm(h1.transpose(1, 2), r_d_z2),
+        "w2": torch.baddbmm(torch.bmm(r_h1.transpose(1, 2), d_z2), h1.transpose(1, 2), r_d_z2),
         "b2": r_d_z2.sum(1),
-        "w3": torch.bmm(r_h2.transpose(1, 2), d_out) + torch.bmm(h2.transpose(1, 2), r_d_out),
+        "w3": torch.baddbmm(torch.bmm(r_h2.transpose(1, 2), d_out), h2.transpose(1, 2), r_d_out),
         "b3": r_d_out.sum(1),
     }
 
 
+def task_mean(grads: Params) -> Params:
+    """Mean over the task dimension of per-task gradients [T, ...] -> [...].
+
+    One concatenation and one mean instead of a mean per tensor: this runs
+    every meta-iteration, where the count of operations, not their size, sets
+    the pace on a CPU.
+    """
+    num_tasks = next(iter(grads.values())).shape[0]
+    flat = torch.cat([g.reshape(num_tasks, -1) for g in grads.values()], dim=1).mean(0)
+    means, start = {}, 0
+    for name, g in grads.items():
+        size = g[0].numel()
+        means[name] = flat[start:start + size].view(g.shape[1:])
+        start += size
+    return means
+
+
 def sgd_step(params: Params, grads: Params, lr: float | torch.Tensor) -> Params:
-    return {name: params[name] - lr * grads[name] for name in params}
+    if isinstance(lr, torch.Tensor):        # a tensor learning rate (ONNX export) cannot be an alpha
+        return {name: params[name] - lr * grads[name] for name in params}
+    return {name: torch.add(params[name], grads[name], alpha=-lr) for name in params}
 
 
 def adapt(params: Params, x: torch.Tensor, y: torch.Tensor, steps: int,

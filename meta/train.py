@@ -91,10 +91,18 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _views(flat: torch.Tensor, like: Params) -> Params:
+    views, start = {}, 0
+    for name, p in like.items():
+        views[name] = flat[start:start + p.numel()].view(p.shape)
+        start += p.numel()
+    return views
+
+
 def _outer_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, foreach=True)
+    return torch.optim.Adam(params, lr=lr)
 
 
 def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
@@ -110,8 +118,12 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
     algorithm = algorithms.get(cfg.algorithm)
     dev = resolve_device(device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    params = {n: p.to(dev) for n, p in init_params(generator).items()}
-    optimizer = _outer_optimizer(algorithm.OUTER_OPTIMIZER, list(params.values()), cfg.meta_lr)
+    # θ lives in one flat tensor and the dict holds views of it: the outer
+    # optimiser then updates one tensor per step instead of six.
+    initial = init_params(generator)
+    flat = torch.cat([p.reshape(-1) for p in initial.values()]).to(dev)
+    params = _views(flat, initial)
+    optimizer = _outer_optimizer(algorithm.OUTER_OPTIMIZER, [flat], cfg.meta_lr)
 
     history: list[dict] = []
     window: dict[str, torch.Tensor] = {}
@@ -125,8 +137,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
             batch = SINUSOID.sample_batch(cfg.meta_batch_size, cfg.k_support, cfg.k_query,
                                           generator).to(dev)
             grads, metrics = algorithm.meta_gradient(params, batch, cfg)
-            for name, p in params.items():
-                p.grad = grads[name]
+            flat.grad = torch.cat([grads[name].reshape(-1) for name in params])
             optimizer.step()
             for key, value in metrics.items():
                 window[key] = window[key] + value if key in window else value

@@ -5,7 +5,7 @@ parameters, ∇L_i,test(ϕ_i); the Hessian terms are dropped.
 """
 from __future__ import annotations
 
-from ..model import Params, adapt, loss_and_grad, per_task
+from ..model import Params, adapt, loss_and_grad, per_task, task_mean
 from ..tasks import TaskBatch
 
 OUTER_OPTIMIZER = "adam"
@@ -17,6 +17,6 @@ def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
     phi = per_task(params, batch.support_x.shape[0])
     phi = adapt(phi, batch.support_x, batch.support_y, cfg.inner_steps, cfg.inner_lr)
     query_loss, query_grads = loss_and_grad(phi, batch.query_x, batch.query_y)
-    grads = {name: g.mean(0) for name, g in query_grads.items()}
+    grads = task_mean(query_grads)
     return grads, {"meta_loss": query_loss.mean()}
 # --8<-- [end:meta_gradient]

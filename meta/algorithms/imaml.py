@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from ..model import Params, hessian_vector_product, loss_and_grad, loss_grad_cache, per_task
+from ..model import (Params, hessian_vector_product, loss_and_grad, loss_grad_cache,
+                     per_task, task_mean)
 from ..tasks import TaskBatch
 
 OUTER_OPTIMIZER = "adam"
@@ -73,6 +74,6 @@ def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
         return {n: v[n] + hv[n] / lam for n in v}
 
     meta_grad = conjugate_gradient(matvec, query_grads, cfg.options["cg_steps"])
-    grads = {name: g.mean(0) for name, g in meta_grad.items()}
+    grads = task_mean(meta_grad)
     return grads, {"meta_loss": query_loss.mean()}
 # --8<-- [end:meta_gradient]

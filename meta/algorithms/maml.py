@@ -15,7 +15,7 @@ holds it against torch.autograd with create_graph=True.
 """
 from __future__ import annotations
 
-from ..model import Params, hessian_vector_product, loss_grad_cache, per_task, sgd_step
+from ..model import Params, hessian_vector_product, loss_grad_cache, sgd_step, task_mean
 from ..tasks import TaskBatch
 
 OUTER_OPTIMIZER = "adam"
@@ -25,12 +25,12 @@ OPTIONS: dict = {}
 # --8<-- [start:meta_gradient]
 def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
     alpha = cfg.inner_lr
-    phi = per_task(params, batch.support_x.shape[0])
+    phi = params                               # shared by all tasks until the first step
 
     # 1. Inner loop: m steps of gradient descent on each task's support set.
     path = []                                  # (ϕ_j, activations) for step 3
     for _ in range(cfg.inner_steps):
-        support_loss, grads, cache = loss_grad_cache(phi, batch.support_x, batch.support_y)
+        _, grads, cache = loss_grad_cache(phi, batch.support_x, batch.support_y, with_loss=False)
         path.append((phi, cache))
         phi = sgd_step(phi, grads, alpha)
 
@@ -40,8 +40,8 @@ def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
     # 3. Chain rule back through the inner steps: ∂ϕ_{j+1}/∂ϕ_j = I − α H(ϕ_j).
     for phi_j, cache in reversed(path):
         hv = hessian_vector_product(phi_j, cache, meta_grad)
-        meta_grad = {name: meta_grad[name] - alpha * hv[name] for name in meta_grad}
+        meta_grad = sgd_step(meta_grad, hv, alpha)    # g ← g − α H g
 
-    grads = {name: g.mean(0) for name, g in meta_grad.items()}
+    grads = task_mean(meta_grad)
     return grads, {"meta_loss": query_loss.mean()}
 # --8<-- [end:meta_gradient]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model import Params, loss_and_grad, per_task
+from ..model import Params, loss_and_grad, per_task, task_mean
 from ..tasks import TaskBatch
 
 OUTER_OPTIMIZER = "adam"
@@ -21,6 +21,6 @@ def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
     y = torch.cat([batch.support_y, batch.query_y], dim=1)
     task_losses, task_grads = loss_and_grad(per_task(params, x.shape[0]), x, y)
     # ERM: the gradient of the mean loss is the mean of the task gradients.
-    grads = {name: g.mean(0) for name, g in task_grads.items()}
+    grads = task_mean(task_grads)
     return grads, {"meta_loss": task_losses.mean()}
 # --8<-- [end:meta_gradient]

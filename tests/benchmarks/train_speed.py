@@ -35,7 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from meta import algorithms, model  # noqa: E402
 from meta.tasks import SINUSOID  # noqa: E402
-from meta.train import TrainConfig, _outer_optimizer  # noqa: E402
+from meta.train import TrainConfig, _outer_optimizer, _views  # noqa: E402
 from reference import REFERENCES  # noqa: E402
 from site_builder.config import MODELS, PROFILES  # noqa: E402
 
@@ -180,16 +180,18 @@ def _ours(name):
 
 def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, min_iterations: int = 3) -> float:
     """Milliseconds per meta-iteration (sample tasks, meta-gradient, optimiser step)."""
+    # The same outer step as meta.train.train for every implementation: θ in
+    # one flat tensor, the dict holding views of it.
     generator = torch.Generator().manual_seed(0)
-    params = model.init_params(generator)
-    optimizer = _outer_optimizer(algorithms.get(cfg.algorithm).OUTER_OPTIMIZER,
-                                 list(params.values()), cfg.meta_lr)
+    initial = model.init_params(generator)
+    flat = torch.cat([p.reshape(-1) for p in initial.values()])
+    params = _views(flat, initial)
+    optimizer = _outer_optimizer(algorithms.get(cfg.algorithm).OUTER_OPTIMIZER, [flat], cfg.meta_lr)
 
     def step():
         batch = SINUSOID.sample_batch(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
         grads = meta_gradient(params, batch, cfg)
-        for n, p in params.items():
-            p.grad = grads[n].detach()
+        flat.grad = torch.cat([grads[n].detach().reshape(-1) for n in params])
         optimizer.step()
 
     for _ in range(2):
