@@ -14,6 +14,8 @@ import logging
 import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -73,20 +75,35 @@ def _run_in_process(jobs: list[ModelJob]) -> tuple[list[ModelOutcome], list[str]
 
 def _run_in_workers(jobs: list[ModelJob], workers: int) -> tuple[list[ModelOutcome], list[str]]:
     outcomes, errors = [], []
-    context = multiprocessing.get_context("spawn")   # fork + torch threads can deadlock
-    # Leaving the `with` terminates the workers, so an interrupted build
-    # (Ctrl+C, SIGTERM) does not leave them training in the background.
-    with context.Pool(min(workers, len(jobs)), initializer=_init_worker,
-                      initargs=(log.getEffectiveLevel(),)) as pool:
-        pending = [(job.name, pool.apply_async(run_model, (job,))) for job in jobs]
-        for name, result in pending:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                               mp_context=multiprocessing.get_context("spawn"),  # fork + torch threads can deadlock
+                               initializer=_init_worker, initargs=(log.getEffectiveLevel(),))
+    try:
+        futures = {pool.submit(run_model, job): job.name for job in jobs}
+        for future in as_completed(futures):
             try:
-                outcomes.append(result.get())
+                outcomes.append(future.result())
             except BuildFailure as exc:
                 errors.append(str(exc))
+            except BrokenProcessPool:
+                errors.append(f"{futures[future]}: its worker process died (out of memory? killed?)")
             except Exception as exc:
-                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                errors.append(f"{futures[future]}: {type(exc).__name__}: {exc}")
+    except BaseException:
+        # Interrupted (Ctrl+C, SIGTERM): stop the workers rather than wait for them.
+        _terminate_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return outcomes, errors
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    if hasattr(pool, "terminate_workers"):       # Python >= 3.14
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def run_stages(options: BuildOptions, names: list[str] | None = None,
