@@ -134,6 +134,23 @@ def hessian_vector_product(params: Params, cache: ActivationCache, vector: Param
     }
 
 
+def flatten_tasks(params: Params) -> torch.Tensor:
+    """Per-task parameters [T, ...] as one matrix [T, P] (one row per task)."""
+    num_tasks = next(iter(params.values())).shape[0]
+    return torch.cat([p.reshape(num_tasks, -1) for p in params.values()], dim=1)
+
+
+def unflatten_tasks(flat: torch.Tensor, like: Params) -> Params:
+    """Views of a [T, P] (or [P]) matrix shaped like ``like``'s entries (without their task dimension)."""
+    views, start = {}, 0
+    for name, p in like.items():
+        shape = p.shape[-2:] if name.startswith("w") else p.shape[-1:]
+        size = math.prod(shape)
+        views[name] = flat[..., start:start + size].view(*flat.shape[:-1], *shape)
+        start += size
+    return views
+
+
 def task_mean(grads: Params) -> Params:
     """Mean over the task dimension of per-task gradients [T, ...] -> [...].
 
@@ -141,14 +158,7 @@ def task_mean(grads: Params) -> Params:
     every meta-iteration, where the count of operations, not their size, sets
     the pace on a CPU.
     """
-    num_tasks = next(iter(grads.values())).shape[0]
-    flat = torch.cat([g.reshape(num_tasks, -1) for g in grads.values()], dim=1).mean(0)
-    means, start = {}, 0
-    for name, g in grads.items():
-        size = g[0].numel()
-        means[name] = flat[start:start + size].view(g.shape[1:])
-        start += size
-    return means
+    return unflatten_tasks(flatten_tasks(grads).mean(0), grads)
 
 
 def sgd_step(params: Params, grads: Params, lr: float | torch.Tensor) -> Params:

@@ -50,8 +50,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.inner_steps, int) or self.inner_steps < 0:
-            raise ValueError(f"inner_steps must be an integer >= 0, got {self.inner_steps!r}")
+        min_steps = getattr(module, "MIN_INNER_STEPS", 0)
+        if not isinstance(self.inner_steps, int) or self.inner_steps < min_steps:
+            raise ValueError(f"inner_steps must be an integer >= {min_steps} for {self.algorithm}, "
+                             f"got {self.inner_steps!r}")
         for name in ("inner_lr", "meta_lr"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:

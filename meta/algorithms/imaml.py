@@ -15,41 +15,30 @@ from __future__ import annotations
 
 import torch
 
-from ..model import (Params, hessian_vector_product, loss_and_grad, loss_grad_cache,
-                     per_task, task_mean)
+from ..model import (Params, flatten_tasks, hessian_vector_product, loss_and_grad,
+                     loss_grad_cache, unflatten_tasks)
 from ..tasks import TaskBatch
 
 OUTER_OPTIMIZER = "adam"
 OPTIONS: dict = {"lam": 1.0, "cg_steps": 5}
 
 
-def _dot(a: Params, b: Params) -> torch.Tensor:
-    """Per-task inner product of two parameter dicts, shaped [T]."""
-    return sum((a[n] * b[n]).flatten(1).sum(1) for n in a)
-
-
-def _axpy(alpha: torch.Tensor, x: Params, y: Params) -> Params:
-    """y + alpha x with a per-task scalar alpha [T]."""
-    return {n: y[n] + alpha.view(-1, *([1] * (y[n].dim() - 1))) * x[n] for n in y}
-
-
-def conjugate_gradient(matvec, rhs: Params, steps: int) -> Params:
-    """Solve A g = rhs for every task at once (A symmetric positive definite)."""
-    solution = {n: torch.zeros_like(r) for n, r in rhs.items()}
-    residual = dict(rhs)
-    direction = dict(rhs)
-    res_sq = _dot(residual, residual)
+def conjugate_gradient(matvec, rhs: torch.Tensor, steps: int) -> torch.Tensor:
+    """Solve A g = rhs for every task at once; rhs and g are [T, P], one row per task."""
+    solution = torch.zeros_like(rhs)
+    residual, direction = rhs, rhs
+    res_sq = torch.linalg.vecdot(residual, residual).unsqueeze(1)          # [T, 1]
     for _ in range(steps):
         a_dir = matvec(direction)
-        curvature = _dot(direction, a_dir)
+        curvature = torch.linalg.vecdot(direction, a_dir).unsqueeze(1)
         # A task whose residual vanished, or whose Hessian turned the system
         # indefinite along this direction, keeps its current solution.
         step = torch.where(curvature > 0, res_sq / curvature.clamp_min(1e-30), 0.0)
-        solution = _axpy(step, direction, solution)
-        residual = _axpy(-step, a_dir, residual)
-        new_res_sq = _dot(residual, residual)
-        direction = _axpy(torch.where(res_sq > 0, new_res_sq / res_sq.clamp_min(1e-30), 0.0),
-                          direction, residual)
+        solution = torch.addcmul(solution, step, direction)
+        residual = torch.addcmul(residual, step, a_dir, value=-1.0)
+        new_res_sq = torch.linalg.vecdot(residual, residual).unsqueeze(1)
+        beta = torch.where(res_sq > 0, new_res_sq / res_sq.clamp_min(1e-30), 0.0)
+        direction = torch.addcmul(residual, beta, direction)
         res_sq = new_res_sq
     return solution
 
@@ -57,23 +46,23 @@ def conjugate_gradient(matvec, rhs: Params, steps: int) -> Params:
 # --8<-- [start:meta_gradient]
 def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
     lam, alpha = cfg.options["lam"], cfg.inner_lr
-    theta = per_task(params, batch.support_x.shape[0])
 
     # Inner problem: descend L_train(ϕ) + λ/2 ‖ϕ − θ‖² from ϕ = θ.
-    phi = theta
+    phi = params
     for _ in range(cfg.inner_steps):
         _, grads = loss_and_grad(phi, batch.support_x, batch.support_y)
-        phi = {n: phi[n] - alpha * (grads[n] + lam * (phi[n] - theta[n])) for n in phi}
+        phi = {n: phi[n] - alpha * (grads[n] + lam * (phi[n] - params[n])) for n in phi}
 
-    # Implicit meta-gradient: solve (I + H/λ) g = ∇L_test(ϕ) by conjugate gradient.
+    # Implicit meta-gradient: solve (I + H/λ) g = ∇L_test(ϕ) by conjugate
+    # gradient; each task's vectors are one row of a [T, P] matrix.
     query_loss, query_grads = loss_and_grad(phi, batch.query_x, batch.query_y)
-    _, _, cache = loss_grad_cache(phi, batch.support_x, batch.support_y)
+    _, _, cache = loss_grad_cache(phi, batch.support_x, batch.support_y, with_loss=False)
 
-    def matvec(v: Params) -> Params:
-        hv = hessian_vector_product(phi, cache, v)
-        return {n: v[n] + hv[n] / lam for n in v}
+    def matvec(v: torch.Tensor) -> torch.Tensor:
+        hv = hessian_vector_product(phi, cache, unflatten_tasks(v, params))
+        return torch.add(v, flatten_tasks(hv), alpha=1.0 / lam)
 
-    meta_grad = conjugate_gradient(matvec, query_grads, cfg.options["cg_steps"])
-    grads = task_mean(meta_grad)
+    meta_grad = conjugate_gradient(matvec, flatten_tasks(query_grads), cfg.options["cg_steps"])
+    grads = unflatten_tasks(meta_grad.mean(0), params)
     return grads, {"meta_loss": query_loss.mean()}
 # --8<-- [end:meta_gradient]

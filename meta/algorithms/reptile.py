@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import torch
 
-from ..model import Params, adapt, loss, per_task
+from ..model import Params, adapt, loss, task_mean
 from ..tasks import TaskBatch
 
 OUTER_OPTIMIZER = "sgd"
 OPTIONS: dict = {}
+MIN_INNER_STEPS = 1          # with k = 0 there is no ϕ to move towards
 
 
 # --8<-- [start:meta_gradient]
 def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
     x = torch.cat([batch.support_x, batch.query_x], dim=1)
     y = torch.cat([batch.support_y, batch.query_y], dim=1)
-    phi = adapt(per_task(params, x.shape[0]), x, y, cfg.inner_steps, cfg.inner_lr)
-    grads = {name: params[name] - phi[name].mean(0) for name in params}
+    phi = adapt(params, x, y, cfg.inner_steps, cfg.inner_lr)      # [T, ...] after one step
+    grads = task_mean({name: params[name] - phi[name] for name in params})
     return grads, {"meta_loss": loss(phi, x, y).mean()}
 # --8<-- [end:meta_gradient]
