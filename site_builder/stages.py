@@ -77,8 +77,15 @@ def _record(exported: Path, file: str) -> dict:
     return {"file": file, "sha256": file_sha256(exported / file)}
 
 
-def _is_current(exported: Path, entry: dict, stage: str, new_hash: str, record: dict | None) -> bool:
+def _output_record(entry: dict, stage: str) -> dict | None:
+    if stage == "export":
+        return {"file": entry["file"], "sha256": entry["sha256"]} if "file" in entry else None
+    return entry.get(RECORD_KEYS[stage])
+
+
+def _is_current(exported: Path, entry: dict, stage: str, new_hash: str) -> bool:
     """The stage's recorded inputs hash equals new_hash and its file is intact."""
+    record = _output_record(entry, stage)
     if entry.get("inputs", {}).get(stage) != new_hash or not record:
         return False
     path = exported / record.get("file", "")
@@ -121,18 +128,16 @@ def downstream_hashes(job: ModelJob, weights_sha: str, inner_lr: float) -> dict[
     }
 
 
-def _output_record(entry: dict, stage: str) -> dict | None:
-    if stage == "export":
-        return {"file": entry["file"], "sha256": entry["sha256"]} if "file" in entry else None
-    return entry.get(RECORD_KEYS[stage])
+def _must_train(job: ModelJob, entry: dict, new_train_hash: str) -> bool:
+    return "train" in job.stages and (
+        job.retrain or not _is_current(job.exported, entry, "train", new_train_hash))
 
 
 def pending_stages(job: ModelJob) -> list[str]:
     """The stages of `job` that would compute and write a file (cheap: hashes only)."""
     entry = job.recorded
     cfg = MODELS[job.name].train_config(PROFILES[job.profile], job.seed)
-    if "train" in job.stages and (job.retrain or not _is_current(
-            job.exported, entry, "train", train_hash(job, cfg), entry.get("weights"))):
+    if _must_train(job, entry, train_hash(job, cfg)):
         return list(job.stages)
     if "weights" not in entry or "train" not in entry:
         return list(job.stages)   # run_model will say what is missing
@@ -140,8 +145,8 @@ def pending_stages(job: ModelJob) -> list[str]:
 
     inner_lr = MODELS[job.name].inner_lr(TrainConfig.from_dict(entry["train"]))
     hashes = downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
-    return [stage for stage in job.stages if stage != "train" and not _is_current(
-        job.exported, entry, stage, hashes[stage], _output_record(entry, stage))]
+    return [stage for stage in job.stages
+            if stage != "train" and not _is_current(job.exported, entry, stage, hashes[stage])]
 
 
 def run_model(job: ModelJob) -> ModelOutcome:
@@ -157,8 +162,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
     cfg = spec.train_config(PROFILES[job.profile], job.seed)
     new_train_hash = train_hash(job, cfg)
     weights_path = exported / weights_file(job.name)
-    if "train" in job.stages and (job.retrain or not _is_current(
-            exported, entry, "train", new_train_hash, entry.get("weights"))):
+    if _must_train(job, entry, new_train_hash):
         log.info("%s: training (%s, %d iterations, seed %d)", job.name, cfg.algorithm,
                  cfg.iterations, cfg.seed)
         result = train(cfg, device=job.device, progress=job.progress,
@@ -192,8 +196,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
     hashes = downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
 
     def stale(stage: str) -> bool:
-        return stage in job.stages and not _is_current(
-            exported, entry, stage, hashes[stage], _output_record(entry, stage))
+        return stage in job.stages and not _is_current(exported, entry, stage, hashes[stage])
 
     def done(stage: str, file: str) -> None:
         record = _record(exported, file)
