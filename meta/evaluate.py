@@ -3,7 +3,9 @@
 1,000 test tasks drawn with a fixed seed that training never uses; for each
 K in {5, 10, 20}, K support points uniform on [-5, 5]; the query is 100 evenly
 spaced points on [-5, 5]; plain gradient descent at the model's inner_lr for
-0..10 steps; mean query MSE with its 95% confidence interval 1.96·σ/√n.
+0..10 steps; mean query MSE with its 95% confidence interval 1.96·σ/√n
+(plus the median, and how many tasks diverged: their MSE is infinite, and the
+mean is then stored as null, never as a non-JSON Infinity).
 All tasks are adapted at once (batched), so the whole protocol takes seconds.
 """
 from __future__ import annotations
@@ -53,10 +55,20 @@ def evaluate(params: Params, inner_lr: float, num_tasks: int = 1000, shots: tupl
             errors = query_mse_by_step(params, inner_lr, support_x, support_y, query_x, query_y,
                                        max_steps).double()
             results["query_mse"][str(k)] = {
-                "mean": [round(v, 6) for v in errors.mean(1).tolist()],
-                "ci95": [round(v, 6) for v in (1.96 * errors.std(1) / math.sqrt(num_tasks)).tolist()],
+                "mean": _finite_or_none(errors.mean(1)),
+                "ci95": _finite_or_none(1.96 * errors.std(1) / math.sqrt(num_tasks)),
+                "median": _finite_or_none(errors.median(1).values),
+                # Plain gradient descent at a fixed rate can blow up on a task whose
+                # support points make the loss very curved; such a task's MSE is
+                # infinite and so is the mean (stored as null, counted here).
+                "diverged": (~torch.isfinite(errors)).sum(1).tolist(),
             }
     return results
+
+
+def _finite_or_none(values: torch.Tensor) -> list[float | None]:
+    """Rounded floats, with None (JSON null) where a value is inf or NaN."""
+    return [round(v, 6) if math.isfinite(v) else None for v in values.tolist()]
 
 
 def summary_metrics(results: dict) -> dict:
@@ -64,5 +76,6 @@ def summary_metrics(results: dict) -> dict:
     summary = {}
     for k, curve in results["query_mse"].items():
         for step in (0, 1, len(curve["mean"]) - 1):
-            summary[f"k{k}_step{step}"] = {"mean": curve["mean"][step], "ci95": curve["ci95"][step]}
+            summary[f"k{k}_step{step}"] = {"mean": curve["mean"][step], "ci95": curve["ci95"][step],
+                                           "diverged": curve["diverged"][step]}
     return summary
