@@ -110,7 +110,8 @@ def reference_imaml(params, batch, cfg, exact_solve: bool):
             solution, residual, direction = torch.zeros_like(rhs), rhs.clone(), rhs.clone()
             for _ in range(cfg.options["cg_steps"]):
                 a_dir = matvec(direction)
-                assert direction @ a_dir > 0, "pick a case where I + H/λ is positive definite"
+                assert direction @ a_dir > 0.01 * (direction @ direction), \
+                    "pick a case where I + H/λ is well inside positive definite"
                 step = residual @ residual / (direction @ a_dir)
                 solution = solution + step * direction
                 new_residual = residual - step * a_dir

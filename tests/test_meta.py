@@ -136,7 +136,7 @@ def test_batched_meta_gradient_matches_per_task_reference(algorithm, overrides, 
     params = {n: p.to(dtype) for n, p in params64.items()}
     batch = TaskBatch(*(x.to(dtype) for x in batch64))
     grads, metrics = algorithms.get(algorithm).meta_gradient(params, batch, cfg)
-    assert set(metrics) == {"meta_loss"} and torch.isfinite(metrics["meta_loss"])
+    assert torch.isfinite(metrics["meta_loss"])
     # float32 rounding alone leaves ~1e-6 on these magnitudes; float64 must agree to far less.
     _assert_close(grads, expected, atol=1e-5 if dtype == torch.float32 else 1e-10)
 
@@ -177,3 +177,16 @@ def test_unknown_algorithm_and_option_are_rejected_clearly():
         TrainConfig("maml", inner_lr=-1.0)
     with pytest.raises(ValueError, match="unknown training key"):
         TrainConfig.from_dict({"algorithm": "maml", "iteratons": 5})
+
+
+def test_imaml_skips_a_task_whose_inner_descent_blew_up():
+    cfg = TrainConfig("imaml", iterations=1, inner_steps=3, options={"lam": 20.0, "cg_steps": 5})
+    params, batch = _params(), _batch()
+    broken_y = batch.support_y.clone()
+    broken_y[0] = float("nan")
+    broken = TaskBatch(batch.support_x, broken_y, batch.query_x, batch.query_y)
+    grads, metrics = algorithms.imaml.meta_gradient(params, broken, cfg)
+    rest = TaskBatch(*(x[1:] for x in batch))
+    expected, _ = algorithms.imaml.meta_gradient(params, rest, cfg)
+    assert metrics["skipped_tasks"].item() == 1
+    _assert_close(grads, expected, atol=1e-10)

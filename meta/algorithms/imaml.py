@@ -21,6 +21,7 @@ from ..tasks import TaskBatch
 
 OUTER_OPTIMIZER = "adam"
 OPTIONS: dict = {"lam": 1.0, "cg_steps": 5}
+MIN_RAYLEIGH = 0.01    # dᵀAd / dᵀd below this counts as no curvature (see conjugate_gradient)
 
 
 def conjugate_gradient(matvec, rhs: torch.Tensor, steps: int) -> torch.Tensor:
@@ -31,9 +32,12 @@ def conjugate_gradient(matvec, rhs: torch.Tensor, steps: int) -> torch.Tensor:
     for _ in range(steps):
         a_dir = matvec(direction)
         curvature = torch.linalg.vecdot(direction, a_dir).unsqueeze(1)
-        # A task whose residual vanished, or whose Hessian turned the system
-        # indefinite along this direction, keeps its current solution.
-        step = torch.where(curvature > 0, res_sq / curvature.clamp_min(1e-30), 0.0)
+        # At the proximal minimum I + H/λ is positive definite. A task whose
+        # inner steps stopped short of it can show (almost) no curvature along
+        # a direction, and a CG step there would be huge: such a task, like one
+        # whose residual vanished, keeps its current solution.
+        enough = curvature > MIN_RAYLEIGH * torch.linalg.vecdot(direction, direction).unsqueeze(1)
+        step = torch.where(enough, res_sq / curvature.clamp_min(1e-30), 0.0)
         solution = torch.addcmul(solution, step, direction)
         residual = torch.addcmul(residual, step, a_dir, value=-1.0)
         new_res_sq = torch.linalg.vecdot(residual, residual).unsqueeze(1)
@@ -63,6 +67,11 @@ def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
         return torch.add(v, flatten_tasks(hv), alpha=1.0 / lam)
 
     meta_grad = conjugate_gradient(matvec, flatten_tasks(query_grads), cfg.options["cg_steps"])
-    grads = unflatten_tasks(meta_grad.mean(0), params)
-    return grads, {"meta_loss": query_loss.mean()}
+    # A task whose inner descent blew up (rare, on very curved support sets)
+    # would turn θ into NaN; it sits this meta-iteration out.
+    finite = torch.isfinite(meta_grad).all(1) & torch.isfinite(query_loss)
+    meta_grad = torch.where(finite.unsqueeze(1), meta_grad, 0.0)
+    grads = unflatten_tasks(meta_grad.sum(0) / finite.sum().clamp_min(1), params)
+    meta_loss = torch.where(finite, query_loss, 0.0).sum() / finite.sum().clamp_min(1)
+    return grads, {"meta_loss": meta_loss, "skipped_tasks": (~finite).sum().float()}
 # --8<-- [end:meta_gradient]
