@@ -45,6 +45,7 @@ def stage_docs(repo_root: Path, exported: Path, entries: list[dict], work_docs: 
     """Fill work_docs with docs/ plus the manifest, models, results, figures and
     the pinned browser libraries."""
     from .assets import copy_browser_assets
+    from .results import stage_results
 
     source = repo_root / "docs"
     if not (source / "index.md").is_file():
@@ -65,6 +66,8 @@ def stage_docs(repo_root: Path, exported: Path, entries: list[dict], work_docs: 
         for src, dest in site_files(entry):
             (work_docs / dest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(exported / src, work_docs / dest)
+    # The Results page's tables and figures, from the measured numbers.
+    stage_results(exported, entries, work_docs)
     copy_browser_assets(repo_root, work_docs / VENDOR_DIR)
 
 
