@@ -86,12 +86,26 @@ def reference_imaml(params, batch, cfg, exact_solve: bool):
     total = {n: torch.zeros_like(p) for n, p in params.items()}
     for t in range(batch.support_x.shape[0]):
         task = task_slice(batch, t)
-        phi = dict(params)
+        # The proximal problem, step by step as meta.algorithms.imaml.solve_proximal
+        # describes it: keep a step only if it lowers the proximal objective.
+        def proximal_objective(phi):
+            penalty = sum((phi[n] - params[n]).pow(2).sum() for n in params)
+            return model.loss(single(phi), task.support_x, task.support_y).sum() + lam / 2 * penalty
+
+        def train_grad(phi):
+            leaf = {n: p.detach().requires_grad_() for n, p in phi.items()}
+            grads = torch.autograd.grad(model.loss(single(leaf), task.support_x, task.support_y).sum(),
+                                        list(leaf.values()))
+            return dict(zip(phi, grads))
+
+        phi, step_size = dict(params), alpha
+        objective, grads = proximal_objective(phi), train_grad(phi)
         for _ in range(cfg.inner_steps):
-            phi_leaf = {n: p.detach().requires_grad_() for n, p in phi.items()}
-            grads = torch.autograd.grad(model.loss(single(phi_leaf), task.support_x, task.support_y).sum(),
-                                        list(phi_leaf.values()))
-            phi = {n: phi[n] - alpha * (g + lam * (phi[n] - params[n])) for n, g in zip(phi, grads)}
+            candidate = {n: phi[n] - step_size * (grads[n] + lam * (phi[n] - params[n])) for n in phi}
+            if proximal_objective(candidate) < objective:
+                phi, objective, grads = candidate, proximal_objective(candidate), train_grad(candidate)
+            else:
+                step_size /= 2
         phi_flat = flat(phi).detach()
 
         def train_loss(v):

@@ -1,7 +1,8 @@
 """iMAML (Rajeswaran et al., 2019): implicit gradients of a proximal inner problem.
 
 Inner problem per task: ϕ_i = argmin_ϕ L_i,train(ϕ) + λ/2 ‖ϕ − θ‖², solved
-approximately by ``inner_steps`` gradient steps started at θ. At its
+approximately by ``inner_steps`` gradient steps started at θ (each kept only
+if it lowers the proximal objective; see solve_proximal). At its
 stationary point dϕ/dθ = (I + H_i/λ)⁻¹ (H_i the Hessian of L_i,train at ϕ_i),
 so the meta-gradient g_i solves
 
@@ -25,40 +26,74 @@ MIN_RAYLEIGH = 0.01    # dᵀAd / dᵀd below this counts as no curvature (see c
 
 
 def conjugate_gradient(matvec, rhs: torch.Tensor, steps: int) -> torch.Tensor:
-    """Solve A g = rhs for every task at once; rhs and g are [T, P], one row per task."""
+    """Solve A g = rhs for every task at once; rhs and g are [T, P], one row per task.
+
+    At the proximal minimum A = I + H/λ is positive definite. A task whose
+    inner steps stopped short of it can show (almost) no curvature along a
+    search direction; a CG step there would be huge, so that task stops where
+    it is (truncated CG), as does a task whose residual vanished.
+    """
     solution = torch.zeros_like(rhs)
     residual, direction = rhs, rhs
     res_sq = torch.linalg.vecdot(residual, residual).unsqueeze(1)          # [T, 1]
+    active = res_sq > 0
     for _ in range(steps):
         a_dir = matvec(direction)
         curvature = torch.linalg.vecdot(direction, a_dir).unsqueeze(1)
-        # At the proximal minimum I + H/λ is positive definite. A task whose
-        # inner steps stopped short of it can show (almost) no curvature along
-        # a direction, and a CG step there would be huge: such a task, like one
-        # whose residual vanished, keeps its current solution.
-        enough = curvature > MIN_RAYLEIGH * torch.linalg.vecdot(direction, direction).unsqueeze(1)
-        step = torch.where(enough, res_sq / curvature.clamp_min(1e-30), 0.0)
+        active = active & (curvature > MIN_RAYLEIGH * torch.linalg.vecdot(direction, direction).unsqueeze(1))
+        step = torch.where(active, res_sq / curvature.clamp_min(1e-30), 0.0)
         solution = torch.addcmul(solution, step, direction)
         residual = torch.addcmul(residual, step, a_dir, value=-1.0)
         new_res_sq = torch.linalg.vecdot(residual, residual).unsqueeze(1)
-        beta = torch.where(res_sq > 0, new_res_sq / res_sq.clamp_min(1e-30), 0.0)
+        active = active & (new_res_sq > 0)
+        beta = torch.where(active, new_res_sq / res_sq.clamp_min(1e-30), 0.0)
         direction = torch.addcmul(residual, beta, direction)
         res_sq = new_res_sq
     return solution
 
 
+def solve_proximal(params: Params, x: torch.Tensor, y: torch.Tensor, lam: float, lr: float,
+                   steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate ϕ = argmin_ϕ L(ϕ) + λ/2 ‖ϕ − θ‖² for every task: ``steps``
+    gradient steps from θ, each accepted only if it lowers that task's
+    proximal objective, otherwise retried next time at half the step size.
+
+    Plain steps at a fixed rate climb instead of descend on a very curved
+    support set, and the implicit gradient assumes ϕ minimises the proximal
+    objective: a task whose steps blow up would feed garbage into the
+    meta-gradient. Returns ϕ as a [T, P] matrix and the tasks' losses L(ϕ).
+    """
+    theta = torch.cat([p.reshape(-1) for p in params.values()])
+    loss, grads = loss_and_grad(params, x, y)
+    phi = theta.expand(x.shape[0], -1)
+    objective = loss                                            # at ϕ = θ the penalty is 0
+    step_size = torch.full_like(loss, lr).unsqueeze(1)          # [T, 1]
+    grad = flatten_tasks(grads)
+    for _ in range(steps):
+        candidate = phi - step_size * torch.add(grad, phi - theta, alpha=lam)
+        cand_loss, cand_grads = loss_and_grad(unflatten_tasks(candidate, params), x, y)
+        cand_objective = cand_loss + lam / 2 * (candidate - theta).pow(2).sum(1)
+        better = (cand_objective < objective).unsqueeze(1)
+        phi = torch.where(better, candidate, phi)
+        grad = torch.where(better, flatten_tasks(cand_grads), grad)
+        loss = torch.where(better.squeeze(1), cand_loss, loss)
+        objective = torch.where(better.squeeze(1), cand_objective, objective)
+        step_size = torch.where(better, step_size, step_size / 2)
+    return phi, loss
+
+
 # --8<-- [start:meta_gradient]
 def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
-    lam, alpha = cfg.options["lam"], cfg.inner_lr
+    lam = cfg.options["lam"]
 
-    # Inner problem: descend L_train(ϕ) + λ/2 ‖ϕ − θ‖² from ϕ = θ.
-    phi = params
-    for _ in range(cfg.inner_steps):
-        _, grads = loss_and_grad(phi, batch.support_x, batch.support_y)
-        phi = {n: phi[n] - alpha * (grads[n] + lam * (phi[n] - params[n])) for n in phi}
+    # Inner problem: ϕ ≈ argmin L_train(ϕ) + λ/2 ‖ϕ − θ‖², started at θ.
+    phi_flat, _ = solve_proximal(params, batch.support_x, batch.support_y, lam, cfg.inner_lr,
+                                 cfg.inner_steps)
+    phi = unflatten_tasks(phi_flat, params)
 
     # Implicit meta-gradient: solve (I + H/λ) g = ∇L_test(ϕ) by conjugate
-    # gradient; each task's vectors are one row of a [T, P] matrix.
+    # gradient, H the Hessian of L_train at ϕ; each task's vectors are one row
+    # of a [T, P] matrix.
     query_loss, query_grads = loss_and_grad(phi, batch.query_x, batch.query_y)
     _, _, cache = loss_grad_cache(phi, batch.support_x, batch.support_y, with_loss=False)
 
@@ -67,11 +102,6 @@ def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
         return torch.add(v, flatten_tasks(hv), alpha=1.0 / lam)
 
     meta_grad = conjugate_gradient(matvec, flatten_tasks(query_grads), cfg.options["cg_steps"])
-    # A task whose inner descent blew up (rare, on very curved support sets)
-    # would turn θ into NaN; it sits this meta-iteration out.
-    finite = torch.isfinite(meta_grad).all(1) & torch.isfinite(query_loss)
-    meta_grad = torch.where(finite.unsqueeze(1), meta_grad, 0.0)
-    grads = unflatten_tasks(meta_grad.sum(0) / finite.sum().clamp_min(1), params)
-    meta_loss = torch.where(finite, query_loss, 0.0).sum() / finite.sum().clamp_min(1)
-    return grads, {"meta_loss": meta_loss, "skipped_tasks": (~finite).sum().float()}
+    grads = unflatten_tasks(meta_grad.mean(0), params)
+    return grads, {"meta_loss": query_loss.mean()}
 # --8<-- [end:meta_gradient]
