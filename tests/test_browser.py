@@ -349,3 +349,18 @@ def test_widget_colours_follow_the_palette(page, log, site_url):
     for part in ("after", "target", "panel", "tick"):
         assert colours["default"][part] != colours["slate"][part], f"{part} keeps its colour in the dark palette"
     log.assert_clean()
+
+
+def test_a_curve_that_blew_up_leaves_a_gap_not_an_invalid_path(page, log, site_url):
+    # Plain gradient descent can blow up on very curved samples (see the Results
+    # page); NaN or 1e30 in an SVG path would make the whole curve invalid.
+    open_page(page, site_url)
+    d = page.evaluate("""async (base) => {
+        const { setCurve } = await import(base + "javascripts/lib/plot.js");
+        const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+        const plot = { x: (v) => 10 * v, y: (v) => -10 * v };
+        setCurve(plot, path, [0, 1, 2, 3, 4], [0.5, NaN, 1e30, -Infinity, 2]);
+        return path.getAttribute("d");
+    }""", site_url)
+    assert d == "M0.00,-5.00M20.00,-10000.00M40.00,-20.00"
+    log.assert_clean()

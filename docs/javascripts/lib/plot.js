@@ -102,11 +102,24 @@ export function createCurve(plot, className, layer = plot.layers.data) {
   return svgElement("path", { class: className, d: "" }, layer);
 }
 
-/** Draw the polyline through (xs[i], ys[i]) in data coordinates. */
+/** Draw the polyline through (xs[i], ys[i]) in data coordinates.
+ *  Non-finite values (a fine-tuning run that blew up) leave a gap, and values
+ *  far outside the plot are pinned just beyond it (the clip path hides them):
+ *  an SVG path with NaN or 1e30 in it is invalid. */
 export function setCurve(plot, path, xs, ys) {
+  const limit = 1e4;                     // pixels; far outside any plot
   let d = "";
+  let pen = "M";
   for (let i = 0; i < xs.length; i++) {
-    d += `${i ? "L" : "M"}${plot.x(xs[i]).toFixed(2)},${plot.y(ys[i]).toFixed(2)}`;
+    const px = plot.x(xs[i]);
+    const py = plot.y(ys[i]);
+    if (!Number.isFinite(px) || !Number.isFinite(py)) {
+      pen = "M";
+      continue;
+    }
+    const clampedY = Math.max(-limit, Math.min(limit, py));
+    d += `${pen}${px.toFixed(2)},${clampedY.toFixed(2)}`;
+    pen = "L";
   }
   path.setAttribute("d", d);
 }

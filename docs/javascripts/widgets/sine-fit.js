@@ -287,9 +287,13 @@ class SineFit {
     } else {
       const before = result.supportLoss[0];
       const after = result.supportLoss[steps];
+      const diverged = !Number.isFinite(after) || after > 1e3 * Math.max(before, 1);
+      const afterText = diverged
+        ? `it blew up after ${steps} step${steps === 1 ? "" : "s"}: at learning rate ${this.innerLr} ` +
+          "these samples make the loss too curved for plain gradient descent"
+        : `${after.toFixed(3)} after ${steps} step${steps === 1 ? "" : "s"} (learning rate ${this.innerLr})`;
       this.readout.textContent = `Mean squared error on the ${result.sampleCount} sample` +
-        `${result.sampleCount === 1 ? "" : "s"}: ${before.toFixed(3)} before fine-tuning, ` +
-        `${after.toFixed(3)} after ${steps} step${steps === 1 ? "" : "s"} (learning rate ${this.innerLr}).`;
+        `${result.sampleCount === 1 ? "" : "s"}: ${before.toFixed(3)} before fine-tuning; ${afterText}.`;
     }
     this.revision += 1;
     this.root.dataset.revision = String(this.revision);
