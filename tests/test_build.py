@@ -92,7 +92,8 @@ def test_manifest_follows_the_contract_and_hashes_its_files(quick_build):
             "family": "sinusoid", "amplitude": [0.1, 5.0], "phase": [0.0, 3.14159], "x": [-5.0, 5.0]}
         assert entry["file"] == f"{name}.onnx"
         assert entry["sha256"] == file_sha256(exported / entry["file"])
-        assert entry["inner_lr"] == 0.01
+        assert entry["inner_lr"] == spec.inner_lr(spec.train_config(PROFILES["quick"], 0))
+        assert entry["inner_lr"] == (0.002 if spec.algorithm == "imaml" else 0.01)
         assert entry["steps"] == 10
         assert entry["train"] == spec.train_config(PROFILES["quick"], 0).to_dict()
         assert entry["train"]["iterations"] == 300 and entry["train"]["meta_batch_size"] == 25
@@ -118,7 +119,7 @@ def test_results_and_weights_hold_the_evaluation_and_training_history(quick_buil
         results = json.loads((exported / f"{name}.results.json").read_text())
         protocol = results["evaluation"]["protocol"]
         assert protocol["num_tasks"] == 200 and protocol["seed"] == EVAL_SEED
-        assert protocol["inner_lr"] == 0.01
+        assert protocol["inner_lr"] == entries[name]["inner_lr"]
         for k in ("5", "10", "20"):
             curve = results["evaluation"]["query_mse"][k]
             assert len(curve["mean"]) == len(curve["ci95"]) == 11
