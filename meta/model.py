@@ -35,9 +35,16 @@ def per_task(params: Params, num_tasks: int) -> Params:
     return {name: p.unsqueeze(0).expand(num_tasks, *p.shape) for name, p in params.items()}
 
 
-def _bias(b: torch.Tensor) -> torch.Tensor:
-    """A bias [T, out] broadcast over a task's points; a shared bias [out] as it is."""
-    return b.unsqueeze(1) if b.dim() == 2 else b
+def _linear(a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ w (+ b) for a [T, N, in], in one operation: a batched product when the
+    weights are per task ([T, in, out]), one large product over all T·N rows
+    when they are shared ([in, out]). Transposed views go to BLAS as they are;
+    torch.matmul would broadcast and copy them."""
+    if w.dim() == 3:
+        return torch.bmm(a, w) if b is None else torch.baddbmm(b.unsqueeze(1), a, w)
+    rows = a.reshape(-1, a.shape[-1])
+    out = torch.mm(rows, w) if b is None else torch.addmm(b, rows, w)
+    return out.view(*a.shape[:-1], w.shape[-1])
 
 
 def _relu_backward(grad: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -50,12 +57,12 @@ def forward(params: Params, x: torch.Tensor) -> torch.Tensor:
     """Predictions [T, N, 1] for inputs x [T, N, 1].
 
     Parameters either carry a task dimension ([T, ...], one set per task) or
-    not (one set shared by all tasks): torch.matmul then runs a batched
+    not (one set shared by all tasks): _linear then runs a batched
     product or a single large one.
     """
-    h = torch.relu(torch.matmul(x, params["w1"]) + _bias(params["b1"]))
-    h = torch.relu(torch.matmul(h, params["w2"]) + _bias(params["b2"]))
-    return torch.matmul(h, params["w3"]) + _bias(params["b3"])
+    h = torch.relu(_linear(x, params["w1"], params["b1"]))
+    h = torch.relu(_linear(h, params["w2"], params["b2"]))
+    return _linear(h, params["w3"], params["b3"])
 
 
 def loss(params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -84,14 +91,14 @@ def loss_grad_cache(params: Params, x: torch.Tensor, y: torch.Tensor,
     """
     scale = 2.0 / max(x.shape[1], 1)
     w2, w3 = params["w2"], params["w3"]
-    h1 = torch.relu(torch.matmul(x, params["w1"]) + _bias(params["b1"]))
-    h2 = torch.relu(torch.matmul(h1, w2) + _bias(params["b2"]))
-    residual = torch.matmul(h2, w3) + _bias(params["b3"]) - y
+    h1 = torch.relu(_linear(x, params["w1"], params["b1"]))
+    h2 = torch.relu(_linear(h1, w2, params["b2"]))
+    residual = _linear(h2, w3, params["b3"]) - y
     task_loss = residual.pow(2).sum(dim=(1, 2)) * (scale / 2) if with_loss else None
 
     d_out = residual * scale                                          # dL/d(output)
-    d_z2 = _relu_backward(torch.matmul(d_out, w3.transpose(-1, -2)), h2)
-    d_z1 = _relu_backward(torch.matmul(d_z2, w2.transpose(-1, -2)), h1)
+    d_z2 = _relu_backward(_linear(d_out, w3.transpose(-1, -2)), h2)
+    d_z1 = _relu_backward(_linear(d_z2, w2.transpose(-1, -2)), h1)
     grads = {
         "w1": torch.bmm(x.transpose(1, 2), d_z1), "b1": d_z1.sum(1),
         "w2": torch.bmm(h1.transpose(1, 2), d_z2), "b2": d_z2.sum(1),
@@ -119,11 +126,11 @@ def hessian_vector_product(params: Params, cache: ActivationCache, vector: Param
     v_w2, v_w3 = vector["w2"], vector["w3"]
     r_h1 = _relu_backward(torch.baddbmm(vector["b1"].unsqueeze(1), x, vector["w1"]), h1)
     r_h2 = _relu_backward(torch.baddbmm(vector["b2"].unsqueeze(1), h1, v_w2)
-                          + torch.matmul(r_h1, w2), h2)
-    r_d_out = (torch.baddbmm(vector["b3"].unsqueeze(1), h2, v_w3) + torch.matmul(r_h2, w3)) * scale
-    r_d_z2 = _relu_backward(torch.baddbmm(torch.matmul(r_d_out, w3.transpose(-1, -2)),
+                          + _linear(r_h1, w2), h2)
+    r_d_out = (torch.baddbmm(vector["b3"].unsqueeze(1), h2, v_w3) + _linear(r_h2, w3)) * scale
+    r_d_z2 = _relu_backward(torch.baddbmm(_linear(r_d_out, w3.transpose(-1, -2)),
                                           d_out, v_w3.transpose(1, 2)), h2)
-    r_d_z1 = _relu_backward(torch.baddbmm(torch.matmul(r_d_z2, w2.transpose(-1, -2)),
+    r_d_z1 = _relu_backward(torch.baddbmm(_linear(r_d_z2, w2.transpose(-1, -2)),
                                           d_z2, v_w2.transpose(1, 2)), h1)
     return {
         "w1": torch.bmm(x.transpose(1, 2), r_d_z1), "b1": r_d_z1.sum(1),

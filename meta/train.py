@@ -12,6 +12,7 @@ import dataclasses
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -80,6 +81,7 @@ class TrainResult(NamedTuple):
     history: list[dict]       # one entry per log_every iterations: mean metrics over the window
     seconds: float
     device: str
+    compiled: bool = False    # whether the meta-gradient ran through torch.compile
 
 
 def resolve_device(device: str) -> torch.device:
@@ -107,13 +109,22 @@ def _outer_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> torch.
     return torch.optim.Adam(params, lr=lr)
 
 
+def compiled_meta_gradient(meta_gradient: Callable) -> Callable:
+    """The meta-gradient through torch.compile: on a CPU it fuses the many small
+    element-wise operations around the matrix products (MAML: about 1.6x per
+    iteration), for a one-off compilation of tens of seconds."""
+    return torch.compile(meta_gradient, fullgraph=True, dynamic=False)
+
+
 def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
-          log: Callable[[str], None] | None = None, desc: str | None = None) -> TrainResult:
+          log: Callable[[str], None] | None = None, desc: str | None = None,
+          compile: bool = False) -> TrainResult:
     """Meta-train from a seeded initialisation; deterministic for a given seed and device.
 
     progress: True/False forces the progress bar on/off; None shows it only when
     stderr is a terminal. log: called with a plain line every tenth of the run
-    (for logs that are not terminals).
+    (for logs that are not terminals). compile: run the meta-gradient through
+    torch.compile (falls back to eager mode, with a warning, where compiling fails).
     """
     from tqdm.auto import tqdm
 
@@ -134,11 +145,20 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
                file=sys.stderr, unit="it", mininterval=0.5)
     report_every = max(cfg.iterations // 10, 1)
     started = time.perf_counter()
+    meta_gradient = compiled_meta_gradient(algorithm.meta_gradient) if compile else algorithm.meta_gradient
     with torch.no_grad():
         for iteration in range(1, cfg.iterations + 1):
             batch = SINUSOID.sample_batch(cfg.meta_batch_size, cfg.k_support, cfg.k_query,
                                           generator).to(dev)
-            grads, metrics = algorithm.meta_gradient(params, batch, cfg)
+            try:
+                grads, metrics = meta_gradient(params, batch, cfg)
+            except Exception as error:   # compilation fails on the first call, if at all
+                if not compile or iteration > 1:
+                    raise
+                warnings.warn(f"torch.compile failed ({type(error).__name__}: {error}); "
+                              "training in eager mode", RuntimeWarning, stacklevel=2)
+                compile, meta_gradient = False, algorithm.meta_gradient
+                grads, metrics = meta_gradient(params, batch, cfg)
             flat.grad = torch.cat([grads[name].reshape(-1) for name in params])
             optimizer.step()
             for key, value in metrics.items():
@@ -160,4 +180,4 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     final = {n: p.detach().to("cpu").clone() for n, p in params.items()}
-    return TrainResult(final, history, seconds, str(dev))
+    return TrainResult(final, history, seconds, str(dev), compile)

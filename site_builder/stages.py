@@ -166,10 +166,11 @@ def run_model(job: ModelJob) -> ModelOutcome:
         log.info("%s: training (%s, %d iterations, seed %d)", job.name, cfg.algorithm,
                  cfg.iterations, cfg.seed)
         result = train(cfg, device=job.device, progress=job.progress,
-                       log=log.info if job.log_progress else None, desc=job.name)
+                       log=log.info if job.log_progress else None, desc=job.name,
+                       compile=spec.compile and job.profile == "paper")
         checkpoint = {"params": result.params, "config": cfg.to_dict(), "history": result.history,
                       "seconds": result.seconds, "device": result.device,
-                      "torch": str(torch.__version__)}
+                      "torch": str(torch.__version__), "compiled": result.compiled}
         atomic.write_bytes(weights_path, _checkpoint_bytes(checkpoint))
         entry[RECORD_KEYS["train"]] = _record(exported, weights_file(job.name))
         entry["inputs"]["train"] = new_train_hash
@@ -189,7 +190,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
     params = checkpoint["params"]
     inner_lr = spec.inner_lr(TrainConfig.from_dict(checkpoint["config"]))
     training = {"seconds": checkpoint["seconds"], "device": checkpoint["device"],
-                "torch": checkpoint["torch"]}
+                "torch": checkpoint["torch"], "compiled": checkpoint.get("compiled", False)}
     entry.update(name=job.name, algorithm=spec.algorithm, task=SINUSOID.describe(),
                  inner_lr=inner_lr, steps=EXPORT_STEPS, train=checkpoint["config"],
                  training=training)

@@ -123,6 +123,9 @@ CASES = [
     ("reptile", {"inner_steps": 5, "inner_lr": 0.02}, reference_reptile),
     ("imaml", {"inner_steps": 4, "options": {"lam": 20.0, "cg_steps": 5}},
      lambda p, b, c: reference_imaml(p, b, c, exact_solve=False)),
+    # The registered setting (λ = 0.1; with it CG truncates on some tasks of a 25-task batch).
+    ("imaml", {"inner_steps": 10, "options": {"lam": 0.1, "cg_steps": 5}},
+     lambda p, b, c: reference_imaml(p, b, c, exact_solve=False)),
     # A rate so large that some proximal steps are rejected and retried at half size.
     ("imaml", {"inner_steps": 4, "inner_lr": 0.3, "options": {"lam": 20.0, "cg_steps": 5}},
      lambda p, b, c: reference_imaml(p, b, c, exact_solve=False)),
@@ -194,3 +197,17 @@ def test_imaml_inner_steps_never_climb_the_proximal_objective():
     objective = loss + lam / 2 * (phi - theta).pow(2).sum(1)
     assert torch.isfinite(phi).all()
     assert (objective <= start).all() and (objective < start).any()
+
+
+@pytest.mark.slow
+def test_compiled_maml_meta_gradient_matches_the_reference():
+    # The paper build trains MAML through torch.compile (meta.train.compiled_meta_gradient).
+    from meta.train import compiled_meta_gradient
+
+    cfg = TrainConfig("maml", iterations=1)
+    params64, batch64 = _params(), _batch()
+    expected = reference_maml(params64, batch64, cfg)
+    params = {n: p.float() for n, p in params64.items()}
+    batch = TaskBatch(*(x.float() for x in batch64))
+    grads, _ = compiled_meta_gradient(algorithms.maml.meta_gradient)(params, batch, cfg)
+    _assert_close(grads, expected, atol=1e-5)
