@@ -21,6 +21,9 @@ EVAL_SEED = 2_017_0306      # never used for training (training seeds are small 
 SHOTS = (5, 10, 20)
 MAX_STEPS = 10
 QUERY_POINTS = 100
+#: A query MSE above this counts as diverged. Targets are at most 5 in size, so
+#: any prediction that has not blown up scores far below it.
+DIVERGED_MSE = 1e6
 
 
 def query_mse_by_step(params: Params, inner_lr: float, support_x: torch.Tensor, support_y: torch.Tensor,
@@ -54,14 +57,20 @@ def evaluate(params: Params, inner_lr: float, num_tasks: int = 1000, shots: tupl
             support_y = family.target(amplitude, phase, support_x)
             errors = query_mse_by_step(params, inner_lr, support_x, support_y, query_x, query_y,
                                        max_steps).double()
+            # Plain gradient descent at a fixed rate can blow up on a task whose
+            # support points make the loss very curved. Such a task's MSE is
+            # huge, infinite or NaN; it counts as +inf, the median stays
+            # meaningful, and the mean and its interval are stored as null.
+            diverged = ~torch.isfinite(errors) | (errors > DIVERGED_MSE)
+            errors = errors.masked_fill(diverged, math.inf)
+            any_diverged = diverged.any(1)
+            mean = errors.mean(1).masked_fill(any_diverged, math.inf)
+            ci95 = (1.96 * errors.std(1) / math.sqrt(num_tasks)).masked_fill(any_diverged, math.inf)
             results["query_mse"][str(k)] = {
-                "mean": _finite_or_none(errors.mean(1)),
-                "ci95": _finite_or_none(1.96 * errors.std(1) / math.sqrt(num_tasks)),
+                "mean": _finite_or_none(mean),
+                "ci95": _finite_or_none(ci95),
                 "median": _finite_or_none(errors.median(1).values),
-                # Plain gradient descent at a fixed rate can blow up on a task whose
-                # support points make the loss very curved; such a task's MSE is
-                # infinite and so is the mean (stored as null, counted here).
-                "diverged": (~torch.isfinite(errors)).sum(1).tolist(),
+                "diverged": diverged.sum(1).tolist(),
             }
     return results
 
