@@ -57,19 +57,36 @@ def parity_error(onnx_path: Path, params: dict, inner_lr: float, steps: int) -> 
         phase = float(torch.rand((), generator=generator) * np.pi)
         support_x = torch.rand(n, 1, generator=generator) * 10 - 5
         support_y = amplitude * torch.sin(support_x + phase)
-        ref_y, ref_loss = reference_adaptation(params, support_x, support_y, query_x, inner_lr, steps)
+        # The reference runs in float64: the truth the float32 graph is held to.
+        ref_y, ref_loss = reference_adaptation(params, support_x.double(), support_y.double(),
+                                               query_x.double(), inner_lr, steps)
         onnx_y, onnx_loss = run_onnx(onnx_path, support_x, support_y, query_x, inner_lr)
         if onnx_y.shape != tuple(ref_y.shape) or onnx_loss.shape != tuple(ref_loss.shape):
             raise BuildFailure(f"{onnx_path.name}: ONNX outputs are shaped {list(onnx_y.shape)}, "
                                f"{list(onnx_loss.shape)}; expected {list(ref_y.shape)}, "
                                f"{list(ref_loss.shape)} (is it exported with {steps} steps?)")
-        error = max(float(np.max(np.abs(onnx_y - ref_y.numpy()), initial=0.0)),
-                    float(np.max(np.abs(onnx_loss - ref_loss.numpy()), initial=0.0)))
-        if not np.isfinite(onnx_y).all() or not np.isfinite(onnx_loss).all():
+        # Compare the steps where gradient descent is still descending. At a
+        # model's rate, a support set can make the loss so curved that the steps
+        # blow up (see the Results page); rounding then grows exponentially and
+        # no float32 graph can track float64 any more. Those steps are skipped.
+        stable = _stable_steps(ref_loss.numpy())
+        error = max(float(np.max(np.abs(onnx_y[stable] - ref_y.numpy()[stable]), initial=0.0)),
+                    float(np.max(np.abs(onnx_loss[stable] - ref_loss.numpy()[stable]), initial=0.0)))
+        if not np.isfinite(onnx_y[stable]).all() or not np.isfinite(onnx_loss[stable]).all():
             error = float("inf")
         if error > worst:
             worst, worst_n = error, n
     return worst, worst_n
+
+
+def _stable_steps(support_loss: np.ndarray) -> np.ndarray:
+    """Steps 0..S up to (not including) the first whose support loss is not
+    finite or exceeds twice the starting loss (plus 1e-3): from there on the
+    steps overshoot, and float32 rounding grows with every step."""
+    bound = 2 * float(support_loss[0]) + 1e-3
+    blown = ~np.isfinite(support_loss) | (support_loss > bound)
+    first = int(np.argmax(blown)) if blown.any() else len(support_loss)
+    return np.arange(len(support_loss)) < first
 
 
 def _stale_notes(repo_root: Path, entry: dict) -> list[str]:

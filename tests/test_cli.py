@@ -144,3 +144,14 @@ def test_check_exits_1_when_a_file_does_not_match_the_manifest(run_cli, quick_bu
     status, _, err = run_cli("check")
     assert status == 1
     assert "pretrained-sinusoid: pretrained-sinusoid.results.json has sha256" in err
+
+
+def test_parity_check_skips_only_the_steps_where_descent_blew_up():
+    import numpy as np
+
+    from site_builder.check import _stable_steps
+
+    assert _stable_steps(np.array([1.0, 0.5, 0.2])).tolist() == [True, True, True]
+    # Overshoot (loss above twice the start) and everything after it is skipped.
+    assert _stable_steps(np.array([1.0, 0.5, 2.5, 0.1])).tolist() == [True, True, False, False]
+    assert _stable_steps(np.array([0.3, np.inf, np.nan])).tolist() == [True, False, False]
