@@ -93,7 +93,7 @@ def test_manifest_follows_the_contract_and_hashes_its_files(quick_build):
         assert entry["file"] == f"{name}.onnx"
         assert entry["sha256"] == file_sha256(exported / entry["file"])
         assert entry["inner_lr"] == spec.inner_lr(spec.train_config(PROFILES["quick"], 0))
-        assert entry["inner_lr"] == (0.002 if spec.algorithm == "imaml" else 0.01)
+        assert entry["inner_lr"] == (0.001 if spec.algorithm == "imaml" else 0.01)
         assert entry["steps"] == 10
         assert entry["train"] == spec.train_config(PROFILES["quick"], 0).to_dict()
         assert entry["train"]["iterations"] == 300 and entry["train"]["meta_batch_size"] == 25
