@@ -37,7 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from meta import algorithms, model  # noqa: E402
 from meta.tasks import SINUSOID  # noqa: E402
-from meta.train import TrainConfig, _outer_optimizer, _views, compiled_meta_gradient  # noqa: E402
+from meta.train import TrainConfig, _outer_optimizer, _views, flat_meta_gradient  # noqa: E402
 from reference import REFERENCES, task_loss  # noqa: E402
 from site_builder.config import MODELS, PROFILES  # noqa: E402
 
@@ -192,9 +192,16 @@ def higher_impl(name: str):
 # ---------------------------------------------------------------- timing
 
 def _ours(name, compiled: bool = False):
-    module = algorithms.get(name)
-    meta_gradient = compiled_meta_gradient(module.meta_gradient) if compiled else module.meta_gradient
-    return lambda params, batch, cfg: meta_gradient(params, batch, cfg)[0]
+    """Our step exactly as meta.train.train runs it: the flat meta-gradient."""
+    step = flat_meta_gradient(algorithms.get(name).meta_gradient, compiled)
+    return lambda params, batch, cfg: step(params, batch, cfg)[0]
+
+
+def _flat(grads) -> torch.Tensor:
+    """A gradient as one flat vector (ours already is; the references return dicts)."""
+    if isinstance(grads, torch.Tensor):
+        return grads
+    return torch.cat([grads[n].detach().reshape(-1) for n in model.PARAM_NAMES])
 
 
 def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, min_iterations: int = 3) -> float:
@@ -209,8 +216,7 @@ def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, min_iteratio
 
     def step():
         batch = SINUSOID.sample_batch(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
-        grads = meta_gradient(params, batch, cfg)
-        flat.grad = torch.cat([grads[n].detach().reshape(-1) for n in params])
+        flat.grad = _flat(meta_gradient(params, batch, cfg))
         optimizer.step()
 
     for _ in range(2):
@@ -230,9 +236,9 @@ def check_agreement(name, implementations, cfg) -> None:
     for label, impl in implementations.items():
         if impl is None:
             continue
-        got = impl({n: p.clone() for n, p in params.items()}, batch, cfg)
-        error = max((got[n].detach() - expected[n]).abs().max().item() for n in expected)
-        scale = max(expected[n].abs().max().item() for n in expected)
+        got = _flat(impl({n: p.clone() for n, p in params.items()}, batch, cfg))
+        error = (got - expected).abs().max().item()
+        scale = expected.abs().max().item()
         if error > 1e-4 * max(1.0, scale):
             raise SystemExit(f"{name}: {label} disagrees with ours by {error:.2e}; not timing unequal work")
 
