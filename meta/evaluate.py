@@ -18,6 +18,7 @@ from .model import Params, loss, loss_and_grad, per_task, sgd_step
 from .tasks import SINUSOID, SinusoidFamily
 
 EVAL_SEED = 2_017_0306      # never used for training (training seeds are small integers)
+VALIDATION_SEED = 2_017_0307  # tasks for choosing an adaptation rate; never the evaluation's
 SHOTS = (5, 10, 20)
 MAX_STEPS = 10
 QUERY_POINTS = 100
@@ -88,3 +89,21 @@ def summary_metrics(results: dict) -> dict:
             summary[f"k{k}_step{step}"] = {"mean": curve["mean"][step], "ci95": curve["ci95"][step],
                                            "diverged": curve["diverged"][step]}
     return summary
+
+
+def choose_inner_lr(params: Params, candidates: tuple[float, ...], num_tasks: int = 500,
+                    shots: int = 5, steps: int = MAX_STEPS,
+                    seed: int = VALIDATION_SEED) -> tuple[float, dict[str, float | None]]:
+    """The candidate rate with the lowest mean query MSE after ``steps`` plain
+    gradient steps on ``shots`` support points, measured on validation tasks
+    drawn with their own seed (never the evaluation's). Returns the rate and
+    every candidate's score (None where some task diverged)."""
+    scores: dict[str, float | None] = {}
+    for lr in candidates:
+        curve = evaluate(params, lr, num_tasks=num_tasks, shots=(shots,), max_steps=steps,
+                         seed=seed)["query_mse"][str(shots)]
+        scores[str(lr)] = curve["mean"][steps]
+    finite = {float(lr): score for lr, score in scores.items() if score is not None}
+    if not finite:
+        raise ValueError(f"every candidate rate {list(candidates)} diverged on some validation task")
+    return min(finite, key=finite.get), scores

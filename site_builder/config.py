@@ -69,8 +69,9 @@ class ModelSpec:
     algorithm: str
     training: Callable[[Profile, int], TrainConfig]
     #: Learning rate to adapt with at evaluation and in the exported graph;
-    #: None means the training config's inner_lr.
-    adapt_lr: float | None = None
+    #: None means the training config's inner_lr; a tuple of candidates means
+    #: the one that does best on validation tasks (meta.evaluate.choose_inner_lr).
+    adapt_lr: float | tuple[float, ...] | None = None
     #: Run the meta-gradient through torch.compile in full-length (paper)
     #: runs, where the speed-up outweighs tens of seconds of compiling.
     compile: bool = False
@@ -82,7 +83,18 @@ class ModelSpec:
                              f"but its config trains {cfg.algorithm!r}")
         return cfg
 
-    def inner_lr(self, cfg: TrainConfig) -> float:
+    @property
+    def validates_lr(self) -> bool:
+        return isinstance(self.adapt_lr, tuple)
+
+    def inner_lr(self, cfg: TrainConfig, params=None) -> float:
+        if self.validates_lr:
+            if params is None:
+                raise ValueError(f"model {self.name!r} chooses its rate on validation tasks: "
+                                 "its weights are needed")
+            from meta.evaluate import choose_inner_lr
+
+            return choose_inner_lr(params, self.adapt_lr)[0]
         return float(cfg.inner_lr if self.adapt_lr is None else self.adapt_lr)
 
 
@@ -108,18 +120,19 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     # iterations (see README, "Algorithms and settings"): with plain inner steps
     # iMAML drifted to parameters on which those steps blow up, so its inner
     # solver keeps only steps that lower the proximal objective. The θ it learns
-    # is sharp: plain gradient descent at 0.01 diverges on many tasks. Its
-    # adaptation rate was chosen on 500 validation tasks (seed 12345, never the
-    # evaluation seed) of the committed model, 5-shot after 10 steps: 0.0005 gave
-    # 1.21, 0.001 gave 0.95, 0.002 gave 18.1, 0.003 diverged; a retrained model
-    # may want it chosen again. λ = 0.1 beat λ = 0.03 and λ = 1 in short runs.
-    # An iteration costs ~8x MAML's (ten inner steps, five CG steps), so it
-    # trains for 20,000 iterations.
+    # is sharp, and how sharp varies from run to run: plain steps at 0.01
+    # diverge on many tasks, and the best stable rate was 0.001 for one trained
+    # model and 0.0005-0.0007 for the next, with divergence a step above. So
+    # the build picks the rate from a geometric grid (0.0002 to 0.0057, steps
+    # of 1.25x) on 500 validation tasks (own seed, never the evaluation's),
+    # 5-shot after ten steps (a few seconds, at every build). λ = 0.1 beat
+    # λ = 0.03 and λ = 1 in short runs. An iteration costs ~10x MAML's (ten
+    # inner steps, five CG steps), so it trains for 20,000 iterations.
     ModelSpec("imaml-sinusoid", "imaml",
               lambda profile, seed: sinusoid_config(
                   "imaml", profile, seed, iterations=min(profile.iterations, 20_000),
                   inner_steps=10, options={"lam": 0.1, "cg_steps": 5}),
-              adapt_lr=0.001),
+              adapt_lr=tuple(round(0.0002 * 1.25 ** i, 7) for i in range(16))),
 )}
 
 
@@ -169,11 +182,11 @@ class BuildOptions:
             raise ConfigError(f"jobs must be an integer >= 1, got {self.jobs!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ConfigError(f"seed must be an integer from 0 to 2**63-1, got {self.seed!r}")
-        from meta.evaluate import EVAL_SEED
+        from meta.evaluate import EVAL_SEED, VALIDATION_SEED
 
-        if self.seed == EVAL_SEED:
-            raise ConfigError(f"seed {self.seed} is the evaluation seed, which training never "
-                              "uses; allowed: any other integer from 0 to 2**63-1")
+        if self.seed in (EVAL_SEED, VALIDATION_SEED):
+            raise ConfigError(f"seed {self.seed} draws the evaluation or validation tasks, which "
+                              "training never uses; allowed: any other integer from 0 to 2**63-1")
 
         repo = Path(self.repo_root).resolve()
         exported = Path(self.exported).expanduser().resolve()

@@ -143,7 +143,13 @@ def pending_stages(job: ModelJob) -> list[str]:
         return list(job.stages)   # run_model will say what is missing
     from meta.train import TrainConfig
 
-    inner_lr = MODELS[job.name].inner_lr(TrainConfig.from_dict(entry["train"]))
+    spec = MODELS[job.name]
+    # A rate chosen on validation tasks depends only on the weights and the
+    # evaluation code, both in the hashes: the recorded choice stands for it.
+    inner_lr = (entry.get("inner_lr") if spec.validates_lr
+                else spec.inner_lr(TrainConfig.from_dict(entry["train"])))
+    if inner_lr is None:
+        return list(job.stages)
     hashes = downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
     return [stage for stage in job.stages
             if stage != "train" and not _is_current(job.exported, entry, stage, hashes[stage])]
@@ -188,7 +194,10 @@ def run_model(job: ModelJob) -> ModelOutcome:
                                f"manifest; run `maml-site train {job.name}` to retrain it")
         checkpoint = load_checkpoint(weights_path)
     params = checkpoint["params"]
-    inner_lr = spec.inner_lr(TrainConfig.from_dict(checkpoint["config"]))
+    inner_lr = spec.inner_lr(TrainConfig.from_dict(checkpoint["config"]), params)
+    if spec.validates_lr:
+        log.info("%s: adapts at %g, the best of %s on validation tasks", job.name, inner_lr,
+                 ", ".join(f"{lr:g}" for lr in spec.adapt_lr))
     training = {"seconds": checkpoint["seconds"], "device": checkpoint["device"],
                 "torch": checkpoint["torch"], "compiled": checkpoint.get("compiled", False)}
     entry.update(name=job.name, algorithm=spec.algorithm, task=SINUSOID.describe(),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from meta import model
@@ -54,3 +55,16 @@ def test_diverged_tasks_are_counted_and_the_mean_is_null_not_infinity():
     summary = summary_metrics(results)
     assert summary["k5_step0"]["diverged"] == 0
     assert set(summary) == {"k5_step0", "k5_step1", "k5_step6"}
+
+
+def test_the_validated_rate_is_the_best_that_does_not_diverge():
+    from meta.evaluate import EVAL_SEED, VALIDATION_SEED, choose_inner_lr
+
+    assert VALIDATION_SEED != EVAL_SEED
+    params = model.init_params(torch.Generator().manual_seed(1))
+    best, scores = choose_inner_lr(params, (0.001, 0.01, 50.0), num_tasks=100)
+    assert scores["50.0"] is None                         # diverged: never chosen
+    assert scores["0.01"] is not None and scores["0.001"] is not None
+    assert best == min((0.001, 0.01), key=lambda lr: scores[str(lr)])
+    with pytest.raises(ValueError, match="every candidate rate"):
+        choose_inner_lr(params, (50.0, 100.0), num_tasks=20)
