@@ -148,13 +148,12 @@ def flatten_tasks(params: Params) -> torch.Tensor:
 
 
 def unflatten_tasks(flat: torch.Tensor, like: Params) -> Params:
-    """Views of a [T, P] (or [P]) matrix shaped like ``like``'s entries (without their task dimension)."""
+    """Views of a [T, P] matrix (or a [P] vector) shaped like the entries of
+    ``like``, which carry no task dimension."""
     views, start = {}, 0
     for name, p in like.items():
-        shape = p.shape[-2:] if name.startswith("w") else p.shape[-1:]
-        size = math.prod(shape)
-        views[name] = flat[..., start:start + size].view(*flat.shape[:-1], *shape)
-        start += size
+        views[name] = flat[..., start:start + p.numel()].view(*flat.shape[:-1], *p.shape)
+        start += p.numel()
     return views
 
 
@@ -165,7 +164,7 @@ def task_mean(grads: Params) -> Params:
     every meta-iteration, where the count of operations, not their size, sets
     the pace on a CPU.
     """
-    return unflatten_tasks(flatten_tasks(grads).mean(0), grads)
+    return unflatten_tasks(flatten_tasks(grads).mean(0), {n: g[0] for n, g in grads.items()})
 
 
 def sgd_step(params: Params, grads: Params, lr: float | torch.Tensor) -> Params:

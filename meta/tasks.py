@@ -40,12 +40,12 @@ class SinusoidFamily:
 
     def sample_tasks(self, num_tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Amplitudes and phases, each shaped [T]."""
-        amplitude = _uniform((num_tasks,), *self.amplitude, generator)
-        phase = _uniform((num_tasks,), *self.phase, generator)
+        amplitude = _scale(torch.rand(num_tasks, generator=generator), self.amplitude)
+        phase = _scale(torch.rand(num_tasks, generator=generator), self.phase)
         return amplitude, phase
 
     def sample_x(self, num_tasks: int, num_points: int, generator: torch.Generator) -> torch.Tensor:
-        return _uniform((num_tasks, num_points, 1), *self.x_range, generator)
+        return _scale(torch.rand(num_tasks, num_points, 1, generator=generator), self.x_range)
 
     @staticmethod
     def target(amplitude: torch.Tensor, phase: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -59,15 +59,16 @@ class SinusoidFamily:
         # One draw for everything: this runs every meta-iteration, and on the
         # CPU each extra random call costs about as much as a layer of the network.
         u = torch.rand(num_tasks, 2 + k_support + k_query, 1, generator=generator)
-        amplitude = u[:, 0] * (self.amplitude[1] - self.amplitude[0]) + self.amplitude[0]
-        phase = u[:, 1] * (self.phase[1] - self.phase[0]) + self.phase[0]
-        x = u[:, 2:] * (self.x_range[1] - self.x_range[0]) + self.x_range[0]
-        y = amplitude[:, None] * torch.sin(x + phase[:, None])
+        amplitude, phase = _scale(u[:, 0, 0], self.amplitude), _scale(u[:, 1, 0], self.phase)
+        x = _scale(u[:, 2:], self.x_range)
+        y = self.target(amplitude, phase, x)
         return TaskBatch(x[:, :k_support], y[:, :k_support], x[:, k_support:], y[:, k_support:])
 
 
-def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator) -> torch.Tensor:
-    return torch.rand(shape, generator=generator) * (high - low) + low
+def _scale(u: torch.Tensor, interval: tuple[float, float]) -> torch.Tensor:
+    """Uniform samples on [0, 1) moved to [low, high)."""
+    low, high = interval
+    return u * (high - low) + low
 
 
 SINUSOID = SinusoidFamily()

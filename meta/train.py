@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from . import algorithms
-from .model import Params, init_params
+from .model import Params, init_params, unflatten_tasks
 from .tasks import SINUSOID
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -95,14 +95,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _views(flat: torch.Tensor, like: Params) -> Params:
-    views, start = {}, 0
-    for name, p in like.items():
-        views[name] = flat[start:start + p.numel()].view(p.shape)
-        start += p.numel()
-    return views
-
-
 def _outer_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr)
@@ -145,7 +137,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
     # optimiser then updates one tensor per step instead of six.
     initial = init_params(generator)
     flat = torch.cat([p.reshape(-1) for p in initial.values()]).to(dev)
-    params = _views(flat, initial)
+    params = unflatten_tasks(flat, initial)
     optimizer = _outer_optimizer(algorithm.OUTER_OPTIMIZER, [flat], cfg.meta_lr)
 
     history: list[dict] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model import Params, loss_and_grad, per_task, task_mean
+from ..model import Params, loss_and_grad, task_mean
 from ..tasks import TaskBatch
 
 OUTER_OPTIMIZER = "adam"
@@ -19,7 +19,7 @@ def meta_gradient(params: Params, batch: TaskBatch, cfg) -> tuple[Params, dict]:
     # Every point of every task counts the same: pool support and query data.
     x = torch.cat([batch.support_x, batch.query_x], dim=1)
     y = torch.cat([batch.support_y, batch.query_y], dim=1)
-    task_losses, task_grads = loss_and_grad(per_task(params, x.shape[0]), x, y)
+    task_losses, task_grads = loss_and_grad(params, x, y)     # θ is shared by all tasks
     # ERM: the gradient of the mean loss is the mean of the task gradients.
     grads = task_mean(task_grads)
     return grads, {"meta_loss": task_losses.mean()}

@@ -37,8 +37,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from meta import algorithms, model  # noqa: E402
 from meta.tasks import SINUSOID  # noqa: E402
-from meta.train import TrainConfig, _outer_optimizer, _views, flat_meta_gradient  # noqa: E402
-from reference import REFERENCES, task_loss  # noqa: E402
+from meta.train import TrainConfig, _outer_optimizer, flat_meta_gradient  # noqa: E402
+from reference import REFERENCES, flat, task_loss  # noqa: E402
 from site_builder.config import MODELS, PROFILES  # noqa: E402
 
 
@@ -199,9 +199,7 @@ def _ours(name, compiled: bool = False):
 
 def _flat(grads) -> torch.Tensor:
     """A gradient as one flat vector (ours already is; the references return dicts)."""
-    if isinstance(grads, torch.Tensor):
-        return grads
-    return torch.cat([grads[n].detach().reshape(-1) for n in model.PARAM_NAMES])
+    return grads if isinstance(grads, torch.Tensor) else flat(grads).detach()
 
 
 def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, min_iterations: int = 3) -> float:
@@ -211,7 +209,7 @@ def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, min_iteratio
     generator = torch.Generator().manual_seed(0)
     initial = model.init_params(generator)
     flat = torch.cat([p.reshape(-1) for p in initial.values()])
-    params = _views(flat, initial)
+    params = model.unflatten_tasks(flat, initial)
     optimizer = _outer_optimizer(algorithms.get(cfg.algorithm).OUTER_OPTIMIZER, [flat], cfg.meta_lr)
 
     def step():
