@@ -128,6 +128,32 @@ def downstream_hashes(job: ModelJob, weights_sha: str, inner_lr: float) -> dict[
     }
 
 
+def adapt_rate_hash(job: ModelJob, weights_sha: str) -> str:
+    """Inputs of a rate chosen on validation tasks: the weights, the candidates
+    and the evaluation code that scores them."""
+    return inputs_hash(weights=weights_sha, candidates=list(MODELS[job.name].adapt_lr),
+                       code=source_hashes(job.repo_root, EVALUATION_SOURCES))
+
+
+def adapt_rate(job: ModelJob, entry: dict, cfg, params=None) -> float | None:
+    """The model's adaptation rate. One chosen on validation tasks is reused
+    while its inputs are unchanged; otherwise it is chosen again from ``params``
+    (and recorded in ``entry``), or None when no params were given."""
+    spec = MODELS[job.name]
+    if not spec.validates_lr:
+        return spec.inner_lr(cfg)
+    new_hash = adapt_rate_hash(job, entry["weights"]["sha256"])
+    if entry.get("inputs", {}).get("adapt_lr") == new_hash and "inner_lr" in entry:
+        return entry["inner_lr"]
+    if params is None:
+        return None
+    rate = spec.inner_lr(cfg, params)
+    entry.setdefault("inputs", {})["adapt_lr"] = new_hash
+    log.info("%s: adapts at %g, the best of %s on validation tasks", job.name, rate,
+             ", ".join(f"{lr:g}" for lr in spec.adapt_lr))
+    return rate
+
+
 def _must_train(job: ModelJob, entry: dict, new_train_hash: str) -> bool:
     return "train" in job.stages and (
         job.retrain or not _is_current(job.exported, entry, "train", new_train_hash))
@@ -143,13 +169,9 @@ def pending_stages(job: ModelJob) -> list[str]:
         return list(job.stages)   # run_model will say what is missing
     from meta.train import TrainConfig
 
-    spec = MODELS[job.name]
-    # A rate chosen on validation tasks depends only on the weights and the
-    # evaluation code, both in the hashes: the recorded choice stands for it.
-    inner_lr = (entry.get("inner_lr") if spec.validates_lr
-                else spec.inner_lr(TrainConfig.from_dict(entry["train"])))
+    inner_lr = adapt_rate(job, entry, TrainConfig.from_dict(entry["train"]))
     if inner_lr is None:
-        return list(job.stages)
+        return list(job.stages)                # the rate must be chosen again
     hashes = downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
     return [stage for stage in job.stages
             if stage != "train" and not _is_current(job.exported, entry, stage, hashes[stage])]
@@ -194,10 +216,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
                                f"manifest; run `maml-site train {job.name}` to retrain it")
         checkpoint = load_checkpoint(weights_path)
     params = checkpoint["params"]
-    inner_lr = spec.inner_lr(TrainConfig.from_dict(checkpoint["config"]), params)
-    if spec.validates_lr:
-        log.info("%s: adapts at %g, the best of %s on validation tasks", job.name, inner_lr,
-                 ", ".join(f"{lr:g}" for lr in spec.adapt_lr))
+    inner_lr = adapt_rate(job, entry, TrainConfig.from_dict(checkpoint["config"]), params)
     training = {"seconds": checkpoint["seconds"], "device": checkpoint["device"],
                 "torch": checkpoint["torch"], "compiled": checkpoint.get("compiled", False)}
     entry.update(name=job.name, algorithm=spec.algorithm, task=SINUSOID.describe(),

@@ -109,7 +109,8 @@ def test_manifest_follows_the_contract_and_hashes_its_files(quick_build):
             assert entry[key] == {"file": file, "sha256": file_sha256(exported / file)}
         assert entry["training"]["device"] == "cpu" and entry["training"]["seconds"] > 0
         assert entry["training"]["torch"] == str(torch.__version__)
-        assert set(entry["inputs"]) == {"train", "evaluate", "export", "figures"}
+        assert set(entry["inputs"]) == ({"train", "evaluate", "export", "figures"}
+                                        | ({"adapt_lr"} if spec.validates_lr else set()))
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in entry["inputs"].values())
 
 
@@ -188,6 +189,7 @@ def test_a_second_build_with_the_same_inputs_recomputes_nothing(quick_build, tmp
     assert not report.manifest_changed
     assert _files(quick_build.exported) == before            # not one file rewritten
     assert not any("training" in r.getMessage() for r in caplog.records)
+    assert not any("validation tasks" in r.getMessage() for r in caplog.records)   # rate reused
     assert (tmp_path / "site" / "index.html").is_file()
 
 
