@@ -29,6 +29,22 @@ EXAMPLE_STEPS = 10
 TARGET = "#e53935"
 MODEL = "#1e88e5"
 INK = "#8a8a8a"
+#: matplotlib settings of every figure the build renders (here and results.py):
+#: a fixed SVG hash salt, text kept as text, grey ink for both palettes.
+SVG_RC = {"svg.hashsalt": "maml-site", "svg.fonttype": "none", "font.size": 9,
+          "text.color": INK, "axes.labelcolor": INK, "axes.edgecolor": INK,
+          "xtick.color": INK, "ytick.color": INK}
+
+
+def svg_bytes(fig) -> bytes:
+    """The figure as SVG with a transparent background and no date: the same
+    inputs always give the same bytes."""
+    fig.patch.set_alpha(0)
+    for ax in fig.axes:
+        ax.patch.set_alpha(0)
+    out = io.BytesIO()
+    fig.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
 
 
 def sine_fit_svg(params: Params, inner_lr: float, title: str) -> bytes:
@@ -41,10 +57,7 @@ def sine_fit_svg(params: Params, inner_lr: float, title: str) -> bytes:
                                           EXAMPLE_STEPS)
     x = query_x[:, 0].numpy()
 
-    rc = {"svg.hashsalt": "maml-site", "svg.fonttype": "none", "font.size": 9,
-          "text.color": INK, "axes.labelcolor": INK, "axes.edgecolor": INK,
-          "xtick.color": INK, "ytick.color": INK}
-    with matplotlib.rc_context(rc):
+    with matplotlib.rc_context(SVG_RC):
         fig = Figure(figsize=(5.6, 3.2))
         ax = fig.add_subplot()
         ax.plot(x, target[:, 0].numpy(), color=TARGET, linewidth=2, label="target")
@@ -63,9 +76,5 @@ def sine_fit_svg(params: Params, inner_lr: float, title: str) -> bytes:
         ax.set_ylabel("y")
         ax.set_title(title)
         ax.legend(loc="lower left", fontsize=7, frameon=False, ncols=2)
-        fig.patch.set_alpha(0)
-        ax.patch.set_alpha(0)
         fig.tight_layout()
-        out = io.BytesIO()
-        fig.savefig(out, format="svg", metadata={"Date": None})
-    return out.getvalue()
+        return svg_bytes(fig)

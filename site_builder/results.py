@@ -28,7 +28,6 @@ fail over it. An unknown block name is a build failure that lists the allowed on
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import posixpath
@@ -40,6 +39,7 @@ from typing import Callable
 from . import atomic
 from .config import EVAL_MAX_STEPS, EVAL_SHOTS, MODELS, PROFILES
 from .errors import BuildFailure
+from .figures import INK, SVG_RC, svg_bytes
 
 FIGURES_DIR = "assets/figures"
 MSE_FIGURE = f"{FIGURES_DIR}/results-mse-vs-steps.svg"
@@ -548,12 +548,9 @@ CITING = {"protocol", "table", "mse-figure", "config"}
 # ------------------------------------------------------------------ figures
 
 # Colours readable on the light and the dark palette (transparent background);
-# INK is the same grey as the fallback figures in figures.py.
-INK = "#8a8a8a"
+# INK, the settings and the SVG output are the fallback figures' (figures.py).
 PALETTE = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00acc1", "#6d4c41", "#d81b60")
 PUBLISHED_MARKERS = ("o", "s", "D", "^")
-RC = {"svg.hashsalt": "maml-site", "svg.fonttype": "none", "font.size": 9, "text.color": INK,
-      "axes.labelcolor": INK, "axes.edgecolor": INK, "xtick.color": INK, "ytick.color": INK}
 
 
 def model_colour(name: str) -> str:
@@ -561,15 +558,6 @@ def model_colour(name: str) -> str:
     order = list(MODELS)
     index = order.index(name) if name in order else len(order) + sum(map(ord, name))
     return PALETTE[index % len(PALETTE)]
-
-
-def _svg(fig) -> bytes:
-    fig.patch.set_alpha(0)
-    for ax in fig.axes:
-        ax.patch.set_alpha(0)
-    out = io.BytesIO()
-    fig.savefig(out, format="svg", metadata={"Date": None})
-    return out.getvalue()
 
 
 def _plain_log_ticks(ax) -> None:
@@ -592,7 +580,7 @@ def mse_vs_steps_svg(models: list[ModelResults]) -> bytes:
     from matplotlib.figure import Figure
 
     shots = sorted({k for m in models for k in m.evaluation["query_mse"]}, key=int)
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(SVG_RC):
         fig = Figure(figsize=(2.2 * len(shots) + 0.8, 3.6), layout="constrained")
         axes = fig.subplots(1, len(shots), sharey=True, squeeze=False)[0]
         low, high = math.inf, 0.0
@@ -640,7 +628,7 @@ def mse_vs_steps_svg(models: list[ModelResults]) -> bytes:
                     labels.append(label)
         fig.legend([handles[lb] for lb in labels], labels, loc="outside lower center",
                    frameon=False, ncols=min(3, len(labels)), fontsize=8)
-        return _svg(fig)
+        return svg_bytes(fig)
 
 
 def training_curves_svg(models: list[ModelResults]) -> bytes:
@@ -648,7 +636,7 @@ def training_curves_svg(models: list[ModelResults]) -> bytes:
     import matplotlib
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(SVG_RC):
         fig = Figure(figsize=(6.0, 3.2))
         ax = fig.add_subplot()
         for m in models:
@@ -666,7 +654,7 @@ def training_curves_svg(models: list[ModelResults]) -> bytes:
         ax.set_ylabel("meta-loss (see below)")
         ax.legend(frameon=False, fontsize=8)
         fig.tight_layout()
-        return _svg(fig)
+        return svg_bytes(fig)
 
 
 # ------------------------------------------------------------------ staging

@@ -96,7 +96,7 @@ def log(page):
 
 def wait_ready(page, selector, samples=None):
     """Wait until the widget has drawn predictions for the current input."""
-    condition = f"[data-state='ready']" + (f"[data-samples='{samples}']" if samples is not None else "")
+    condition = "[data-state='ready']" + (f"[data-samples='{samples}']" if samples is not None else "")
     page.wait_for_selector(selector + condition, state="attached", timeout=READY_TIMEOUT_MS)
     return page.locator(selector)
 
