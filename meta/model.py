@@ -36,15 +36,36 @@ def per_task(params: Params, num_tasks: int) -> Params:
 
 
 def _linear(a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """a @ w (+ b) for a [T, N, in], in one operation: a batched product when the
-    weights are per task ([T, in, out]), one large product over all T·N rows
-    when they are shared ([in, out]). Transposed views go to BLAS as they are;
-    torch.matmul would broadcast and copy them."""
-    if w.dim() == 3:
+    """a @ w (+ b) for a [T, N, in] and weights per task ([T, in, out]) or
+    shared ([in, out]), in as few operations as the shapes allow.
+
+    With one input or one output feature (the first and last layers here) the
+    product is an outer product, or a dot product per row: element-wise work
+    that torch.compile fuses with its neighbours, where a matrix product would
+    be a BLAS call of its own for almost no arithmetic. Otherwise one batched
+    product (per-task weights) or one large product over all T·N rows (shared
+    weights); transposed views go to BLAS as they are."""
+    if a.shape[-1] == 1:
+        out = a * w                                   # [T, N, 1] * [(T,) 1, out]
+    elif w.shape[-1] == 1:
+        out = (a * w.transpose(-1, -2)).sum(-1, keepdim=True)
+    elif w.dim() == 3:
         return torch.bmm(a, w) if b is None else torch.baddbmm(b.unsqueeze(1), a, w)
-    rows = a.reshape(-1, a.shape[-1])
-    out = torch.mm(rows, w) if b is None else torch.addmm(b, rows, w)
-    return out.view(*a.shape[:-1], w.shape[-1])
+    else:
+        rows = a.reshape(-1, a.shape[-1])
+        out = torch.mm(rows, w) if b is None else torch.addmm(b, rows, w)
+        return out.view(*a.shape[:-1], w.shape[-1])
+    if b is None:
+        return out
+    return out + (b.unsqueeze(1) if b.dim() == 2 else b)
+
+
+def _points_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """aᵀ b for each task, summed over the points: a [T, N, m], b [T, N, n] -> [T, m, n]
+    (a weight's gradient). Element-wise and a sum when m or n is 1, as in _linear."""
+    if a.shape[-1] == 1 or b.shape[-1] == 1:
+        return (a.unsqueeze(-1) * b.unsqueeze(-2)).sum(1)
+    return torch.bmm(a.transpose(1, 2), b)
 
 
 def _relu_backward(grad: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -100,9 +121,9 @@ def loss_grad_cache(params: Params, x: torch.Tensor, y: torch.Tensor,
     d_z2 = _relu_backward(_linear(d_out, w3.transpose(-1, -2)), h2)
     d_z1 = _relu_backward(_linear(d_z2, w2.transpose(-1, -2)), h1)
     grads = {
-        "w1": torch.bmm(x.transpose(1, 2), d_z1), "b1": d_z1.sum(1),
-        "w2": torch.bmm(h1.transpose(1, 2), d_z2), "b2": d_z2.sum(1),
-        "w3": torch.bmm(h2.transpose(1, 2), d_out), "b3": d_out.sum(1),
+        "w1": _points_product(x, d_z1), "b1": d_z1.sum(1),
+        "w2": _points_product(h1, d_z2), "b2": d_z2.sum(1),
+        "w3": _points_product(h2, d_out), "b3": d_out.sum(1),
     }
     return task_loss, grads, ActivationCache(x, h1, h2, d_out, d_z2, scale)
 
@@ -124,19 +145,18 @@ def hessian_vector_product(params: Params, cache: ActivationCache, vector: Param
     w2, w3 = params["w2"], params["w3"]
     x, h1, h2, d_out, d_z2, scale = cache
     v_w2, v_w3 = vector["w2"], vector["w3"]
-    r_h1 = _relu_backward(torch.baddbmm(vector["b1"].unsqueeze(1), x, vector["w1"]), h1)
-    r_h2 = _relu_backward(torch.baddbmm(vector["b2"].unsqueeze(1), h1, v_w2)
-                          + _linear(r_h1, w2), h2)
-    r_d_out = (torch.baddbmm(vector["b3"].unsqueeze(1), h2, v_w3) + _linear(r_h2, w3)) * scale
-    r_d_z2 = _relu_backward(torch.baddbmm(_linear(r_d_out, w3.transpose(-1, -2)),
-                                          d_out, v_w3.transpose(1, 2)), h2)
+    r_h1 = _relu_backward(_linear(x, vector["w1"], vector["b1"]), h1)
+    r_h2 = _relu_backward(_linear(h1, v_w2, vector["b2"]) + _linear(r_h1, w2), h2)
+    r_d_out = (_linear(h2, v_w3, vector["b3"]) + _linear(r_h2, w3)) * scale
+    r_d_z2 = _relu_backward(_linear(r_d_out, w3.transpose(-1, -2))
+                            + _linear(d_out, v_w3.transpose(1, 2)), h2)
     r_d_z1 = _relu_backward(torch.baddbmm(_linear(r_d_z2, w2.transpose(-1, -2)),
                                           d_z2, v_w2.transpose(1, 2)), h1)
     return {
-        "w1": torch.bmm(x.transpose(1, 2), r_d_z1), "b1": r_d_z1.sum(1),
-        "w2": torch.baddbmm(torch.bmm(r_h1.transpose(1, 2), d_z2), h1.transpose(1, 2), r_d_z2),
+        "w1": _points_product(x, r_d_z1), "b1": r_d_z1.sum(1),
+        "w2": torch.baddbmm(_points_product(r_h1, d_z2), h1.transpose(1, 2), r_d_z2),
         "b2": r_d_z2.sum(1),
-        "w3": torch.baddbmm(torch.bmm(r_h2.transpose(1, 2), d_out), h2.transpose(1, 2), r_d_out),
+        "w3": _points_product(r_h2, d_out) + _points_product(h2, r_d_out),
         "b3": r_d_out.sum(1),
     }
 

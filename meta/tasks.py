@@ -52,17 +52,27 @@ class SinusoidFamily:
         """y = A sin(x + phase) for x shaped [T, N, 1] and A, phase shaped [T]."""
         return amplitude[:, None, None] * torch.sin(x + phase[:, None, None])
 
-    def sample_batch(self, num_tasks: int, k_support: int, k_query: int,
-                     generator: torch.Generator) -> TaskBatch:
-        """T fresh tasks with K support and Q query points each, drawn on the CPU
-        so that a seed gives the same tasks on every device."""
-        # One draw for everything: this runs every meta-iteration, and on the
-        # CPU each extra random call costs about as much as a layer of the network.
-        u = torch.rand(num_tasks, 2 + k_support + k_query, 1, generator=generator)
+    @staticmethod
+    def draws(num_tasks: int, k_support: int, k_query: int, generator: torch.Generator) -> torch.Tensor:
+        """The uniform random numbers behind one batch, [T, 2 + K + Q, 1], drawn
+        on the CPU so that a seed gives the same tasks on every device. One draw
+        for everything: this runs every meta-iteration, and on a CPU each extra
+        random call costs about as much as a layer of the network."""
+        return torch.rand(num_tasks, 2 + k_support + k_query, 1, generator=generator)
+
+    def batch_from_draws(self, u: torch.Tensor, k_support: int) -> TaskBatch:
+        """The task batch that ``draws`` stands for: per task an amplitude, a
+        phase, then K support and Q query inputs. Plain element-wise work, so
+        the training step can run it inside its compiled region."""
         amplitude, phase = _scale(u[:, 0, 0], self.amplitude), _scale(u[:, 1, 0], self.phase)
         x = _scale(u[:, 2:], self.x_range)
         y = self.target(amplitude, phase, x)
         return TaskBatch(x[:, :k_support], y[:, :k_support], x[:, k_support:], y[:, k_support:])
+
+    def sample_batch(self, num_tasks: int, k_support: int, k_query: int,
+                     generator: torch.Generator) -> TaskBatch:
+        """T fresh tasks with K support and Q query points each."""
+        return self.batch_from_draws(self.draws(num_tasks, k_support, k_query, generator), k_support)
 
 
 def _scale(u: torch.Tensor, interval: tuple[float, float]) -> torch.Tensor:

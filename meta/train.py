@@ -103,15 +103,17 @@ def _outer_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> torch.
 
 
 def flat_meta_gradient(meta_gradient: Callable, compile: bool = False) -> Callable:
-    """(params, batch, cfg) -> (the meta-gradient as one flat vector [P], metrics).
+    """(params, draws, cfg) -> (the meta-gradient as one flat vector [P], metrics),
+    for the task batch behind ``draws`` (SinusoidFamily.draws).
 
     The outer optimiser updates θ as one flat tensor, so the gradient is wanted
-    flat too. With compile=True the whole step goes through torch.compile: on
-    a CPU it fuses the many small element-wise operations around the matrix
-    products (MAML: ~1.5x per iteration) for a one-off compilation of tens of
-    seconds.
+    flat too. With compile=True the whole step, from the random draws to the
+    flat gradient, goes through torch.compile: on a CPU it fuses the many small
+    element-wise operations around the matrix products (MAML: ~1.5x per
+    iteration) for a one-off compilation of seconds.
     """
-    def step(params: Params, batch, cfg: TrainConfig):
+    def step(params: Params, draws: torch.Tensor, cfg: TrainConfig):
+        batch = SINUSOID.batch_from_draws(draws, cfg.k_support)
         grads, metrics = meta_gradient(params, batch, cfg)
         return torch.cat([grads[name].reshape(-1) for name in params]), metrics
 
@@ -150,17 +152,17 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
     step = flat_meta_gradient(algorithm.meta_gradient, compile)
     with torch.no_grad():
         for iteration in range(1, cfg.iterations + 1):
-            batch = SINUSOID.sample_batch(cfg.meta_batch_size, cfg.k_support, cfg.k_query,
-                                          generator).to(dev)
+            draws = SINUSOID.draws(cfg.meta_batch_size, cfg.k_support, cfg.k_query,
+                                   generator).to(dev)
             try:
-                flat.grad, metrics = step(params, batch, cfg)
+                flat.grad, metrics = step(params, draws, cfg)
             except Exception as error:   # compilation fails on the first call, if at all
                 if not compile or iteration > 1:
                     raise
                 warnings.warn(f"torch.compile failed ({type(error).__name__}: {error}); "
                               "training in eager mode", RuntimeWarning, stacklevel=2)
                 compile, step = False, flat_meta_gradient(algorithm.meta_gradient)
-                flat.grad, metrics = step(params, batch, cfg)
+                flat.grad, metrics = step(params, draws, cfg)
             optimizer.step()
             for key, value in metrics.items():
                 window[key] = window[key] + value if key in window else value

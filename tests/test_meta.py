@@ -11,7 +11,7 @@ from meta import algorithms, model
 from meta.tasks import SINUSOID, TaskBatch
 from meta.train import TrainConfig
 
-from reference import (reference_imaml, reference_maml, reference_pretrained,
+from reference import (REFERENCES, reference_imaml, reference_maml, reference_pretrained,
                        reference_reptile)
 
 NUM_TASKS = 4
@@ -199,16 +199,38 @@ def test_imaml_inner_steps_never_climb_the_proximal_objective():
     assert (objective <= start).all() and (objective < start).any()
 
 
+COMPILED_CONFIGS = {
+    "pretrained": TrainConfig("pretrained", iterations=1, inner_steps=0),
+    "maml": TrainConfig("maml", iterations=1, inner_steps=2),
+    "fomaml": TrainConfig("fomaml", iterations=1),
+    "reptile": TrainConfig("reptile", iterations=1, inner_steps=5, meta_lr=1.0),
+    "imaml": TrainConfig("imaml", iterations=1, inner_steps=10, options={"lam": 0.1, "cg_steps": 5}),
+}
+
+
 @pytest.mark.slow
-def test_compiled_maml_meta_gradient_matches_the_reference():
-    # The paper build trains MAML through torch.compile (meta.train.flat_meta_gradient).
+@pytest.mark.parametrize("name", sorted(COMPILED_CONFIGS))
+def test_compiled_meta_gradient_matches_the_reference(name):
+    # Paper builds train every model through torch.compile (meta.train.flat_meta_gradient),
+    # from the random draws of a task batch to the flat gradient.
     from meta.train import flat_meta_gradient
 
-    cfg = TrainConfig("maml", iterations=1)
-    params64, batch64 = _params(), _batch()
-    expected = reference_maml(params64, batch64, cfg)
+    cfg = COMPILED_CONFIGS[name]
+    draws = SINUSOID.draws(NUM_TASKS, cfg.k_support, cfg.k_query, torch.Generator().manual_seed(1))
+    params64 = _params()
+    batch64 = SINUSOID.batch_from_draws(draws.double(), cfg.k_support)
+    expected = REFERENCES[name](params64, batch64, cfg)
     params = {n: p.float() for n, p in params64.items()}
-    batch = TaskBatch(*(x.float() for x in batch64))
-    flat, _ = flat_meta_gradient(algorithms.maml.meta_gradient, compile=True)(params, batch, cfg)
+    flat, _ = flat_meta_gradient(algorithms.get(name).meta_gradient, compile=True)(params, draws, cfg)
     grads = model.unflatten_tasks(flat, params)
     _assert_close(grads, expected, atol=1e-5)
+
+
+def test_a_batch_is_its_draws():
+    # Training builds each batch from SinusoidFamily.draws inside its step; it
+    # must be the very batch that sample_batch gives for the same seed.
+    draws = SINUSOID.draws(3, 4, 6, torch.Generator().manual_seed(5))
+    built = SINUSOID.batch_from_draws(draws, 4)
+    sampled = SINUSOID.sample_batch(3, 4, 6, torch.Generator().manual_seed(5))
+    assert all(torch.equal(s, t) for s, t in zip(built, sampled))
+    assert built.support_x.shape == (3, 4, 1) and built.query_x.shape == (3, 6, 1)

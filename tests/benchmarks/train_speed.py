@@ -15,9 +15,11 @@ For each algorithm's paper configuration (site_builder.config, profile
   vmap    (b) torch.func: vmap over tasks of functions built with grad / jvp
   higher  (c) the `higher` package's innerloop_ctx, where installed (MAML, FOMAML)
 
-Every iteration includes sampling the task batch and the outer optimiser's
-step. Before timing, every implementation's meta-gradient is checked against
-ours on the same batch, so the numbers compare equal work. Prints each time
+Every iteration includes sampling the task batch (the same random draws
+for all; ours turns them into tasks inside its step, the others just before
+it) and the outer optimiser's step. Before timing, every implementation's
+meta-gradient is checked against ours on the same batch, so the numbers
+compare equal work. Prints each time
 and the ratios; with --json the last line is one JSON object keyed by
 algorithm. Shared machines are noisy: read the ratios, not the absolute times.
 """
@@ -192,9 +194,16 @@ def higher_impl(name: str):
 # ---------------------------------------------------------------- timing
 
 def _ours(name, compiled: bool = False):
-    """Our step exactly as meta.train.train runs it: the flat meta-gradient."""
+    """Our step exactly as meta.train.train runs it: from the random draws of a
+    task batch to the flat meta-gradient."""
     step = flat_meta_gradient(algorithms.get(name).meta_gradient, compiled)
-    return lambda params, batch, cfg: step(params, batch, cfg)[0]
+    return lambda params, draws, cfg: step(params, draws, cfg)[0]
+
+
+def _from_draws(impl):
+    """A reference implementation fed the same random draws: it builds the task
+    batch eagerly (the same operations ours runs inside its step), then runs."""
+    return lambda params, draws, cfg: impl(params, SINUSOID.batch_from_draws(draws, cfg.k_support), cfg)
 
 
 def _flat(grads) -> torch.Tensor:
@@ -213,8 +222,8 @@ def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, min_iteratio
     optimizer = _outer_optimizer(algorithms.get(cfg.algorithm).OUTER_OPTIMIZER, [flat], cfg.meta_lr)
 
     def step():
-        batch = SINUSOID.sample_batch(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
-        flat.grad = _flat(meta_gradient(params, batch, cfg))
+        draws = SINUSOID.draws(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
+        flat.grad = _flat(meta_gradient(params, draws, cfg))
         optimizer.step()
 
     for _ in range(2):
@@ -229,12 +238,12 @@ def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, min_iteratio
 def check_agreement(name, implementations, cfg) -> None:
     generator = torch.Generator().manual_seed(1)
     params = model.init_params(generator)
-    batch = SINUSOID.sample_batch(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
-    expected = _ours(name)(params, batch, cfg)
+    draws = SINUSOID.draws(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
+    expected = _ours(name)(params, draws, cfg)
     for label, impl in implementations.items():
         if impl is None:
             continue
-        got = _flat(impl({n: p.clone() for n, p in params.items()}, batch, cfg))
+        got = _flat(impl({n: p.clone() for n, p in params.items()}, draws, cfg))
         error = (got - expected).abs().max().item()
         scale = expected.abs().max().item()
         if error > 1e-4 * max(1.0, scale):
@@ -270,8 +279,10 @@ def main(argv=None) -> int:
         # "ours" is what the paper build trains with: compiled where the model's
         # registry entry says so (the eager time is then reported beside it).
         compiled = specs[name].compile
-        impls = {"ours": _ours(name, compiled), "loop": REFERENCES[name], "vmap": VMAP[name],
-                 "higher": higher_impl(name), "ours_eager": _ours(name) if compiled else None}
+        impls = {"ours": _ours(name, compiled), "loop": _from_draws(REFERENCES[name]),
+                 "vmap": _from_draws(VMAP[name]),
+                 "higher": None if higher_impl(name) is None else _from_draws(higher_impl(name)),
+                 "ours_eager": _ours(name) if compiled else None}
         check_agreement(name, impls, cfg)
         row = {f"{label}_ms": (None if impl is None else round(time_iterations(impl, cfg, args.budget), 3))
                for label, impl in impls.items()}
