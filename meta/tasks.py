@@ -55,9 +55,10 @@ class SinusoidFamily:
     @staticmethod
     def draws(num_tasks: int, k_support: int, k_query: int, generator: torch.Generator) -> torch.Tensor:
         """The uniform random numbers behind one batch, [T, 2 + K + Q, 1], drawn
-        on the CPU so that a seed gives the same tasks on every device. One draw
-        for everything: this runs every meta-iteration, and on a CPU each extra
-        random call costs about as much as a layer of the network."""
+        on the CPU so that a seed gives the same random numbers on every device
+        (the tasks built from them then agree to the device's rounding). One
+        draw for everything: this runs every meta-iteration, and on a CPU each
+        extra random call costs about as much as a layer of the network."""
         return torch.rand(num_tasks, 2 + k_support + k_query, 1, generator=generator)
 
     def batch_from_draws(self, u: torch.Tensor, k_support: int) -> TaskBatch:
