@@ -147,7 +147,14 @@ def adapt_rate(job: ModelJob, entry: dict, cfg, params=None) -> float | None:
         return entry["inner_lr"]
     if params is None:
         return None
-    rate = spec.inner_lr(cfg, params)
+    try:
+        rate = spec.inner_lr(cfg, params)
+    except ValueError as error:        # every candidate diverged on some validation task
+        raise BuildFailure(
+            f"{job.name}: {error}, so these weights have no adaptation rate to evaluate and "
+            f"export with; the manifest still describes the previous weights. Allowed ways "
+            f"on: retrain with another --seed, or add smaller rates to the model's adapt_lr "
+            f"grid in site_builder/config.py") from None
     entry.setdefault("inputs", {})["adapt_lr"] = new_hash
     log.info("%s: adapts at %g, the best of %s on validation tasks", job.name, rate,
              ", ".join(f"{lr:g}" for lr in spec.adapt_lr))

@@ -232,6 +232,23 @@ def _job(repo_root: Path) -> ModelJob:
                     exported=repo_root / "exported", repo_root=repo_root, recorded={})
 
 
+def test_weights_with_no_stable_rate_fail_the_build_with_a_way_on():
+    # A θ so sharp that every candidate rate blows up on some validation task
+    # (it can happen to iMAML after a retrain on other hardware) must stop the
+    # build with the reason and what to do, not with a bare ValueError.
+    from site_builder.stages import adapt_rate
+
+    job = replace(_job(REPO_ROOT), name="imaml-sinusoid")
+    spec = MODELS["imaml-sinusoid"]
+    cfg = spec.train_config(PROFILES["quick"], 0)
+    params = {n: p * 30 for n, p in init_params(torch.Generator().manual_seed(0)).items()}
+    with pytest.raises(BuildFailure) as caught:
+        adapt_rate(job, {"weights": {"sha256": "0" * 64}}, cfg, params)
+    message = str(caught.value)
+    assert message.startswith("imaml-sinusoid: every candidate rate")
+    assert "--seed" in message and "adapt_lr" in message
+
+
 def test_each_stage_hashes_only_the_code_it_depends_on(tmp_path):
     shutil.copytree(REPO_ROOT / "meta", tmp_path / "meta",
                     ignore=shutil.ignore_patterns("__pycache__"))
