@@ -1,7 +1,7 @@
 """Milliseconds per meta-iteration: our batched algorithms against three other ways.
 
     python tests/benchmarks/train_speed.py            # full run (a minute or two)
-    python tests/benchmarks/train_speed.py --budget 0.2 --json   # CI smoke run
+    python tests/benchmarks/train_speed.py --budget 0.1 --json   # CI smoke run
 
 For each algorithm's paper configuration (site_builder.config, profile
 "paper") on one CPU thread, in the same process, one after another:
@@ -9,7 +9,7 @@ For each algorithm's paper configuration (site_builder.config, profile
   ours    meta/algorithms/<name>.py: tasks batched through the parameters'
           leading dimension, hand-written backward and Hessian-vector products;
           through torch.compile where the model's registry entry asks for it
-          (MAML), as the paper build trains it; the eager time is shown too
+          (all five), as the paper build trains them; the eager time is shown too
   loop    (a) a per-task Python loop with torch.autograd.grad(create_graph=True),
           the learn2learn / higher pattern (tests/reference.py)
   vmap    (b) torch.func: vmap over tasks of functions built with grad / jvp
