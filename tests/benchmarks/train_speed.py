@@ -2,6 +2,7 @@
 
     python tests/benchmarks/train_speed.py            # full run (a minute or two)
     python tests/benchmarks/train_speed.py --budget 0.1 --json   # CI smoke run
+    python tests/benchmarks/train_speed.py --device cuda         # on a GPU machine
 
 For each algorithm's paper configuration (site_builder.config, profile
 "paper") on one CPU thread, in the same process, one after another:
@@ -39,7 +40,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from meta import algorithms, model  # noqa: E402
 from meta.tasks import SINUSOID  # noqa: E402
-from meta.train import TrainConfig, _outer_optimizer, flat_meta_gradient  # noqa: E402
+from meta.train import (DEVICES, TrainConfig, _outer_optimizer, flat_meta_gradient,  # noqa: E402
+                        resolve_device)
 from reference import REFERENCES, flat, task_loss  # noqa: E402
 from site_builder.config import MODELS, PROFILES  # noqa: E402
 
@@ -104,7 +106,7 @@ def vmap_imaml(params, batch, cfg):
     def task_grad(theta, sx, sy, qx, qy):
         # The same proximal solver as meta.algorithms.imaml: keep a step only if
         # it lowers the proximal objective, otherwise halve the step size.
-        phi, step_size = theta, torch.tensor(alpha)
+        phi, step_size = theta, torch.tensor(alpha, device=theta["w1"].device)
         objective, grads = proximal(phi, theta, sx, sy), grad(_task_loss)(phi, sx, sy)
         for _ in range(cfg.inner_steps):
             candidate = {n: phi[n] - step_size * (grads[n] + lam * (phi[n] - theta[n])) for n in phi}
@@ -153,7 +155,7 @@ def _higher_maml(first_order: bool):
 
     def run(params, batch, cfg):
         net = torch.nn.Sequential(torch.nn.Linear(1, 40), torch.nn.ReLU(), torch.nn.Linear(40, 40),
-                                  torch.nn.ReLU(), torch.nn.Linear(40, 1))
+                                  torch.nn.ReLU(), torch.nn.Linear(40, 1)).to(params["w1"].device)
         with torch.no_grad():   # nn.Linear stores W transposed relative to meta/model.py
             for layer, i in zip((0, 2, 4), (1, 2, 3)):
                 net[layer].weight.copy_(params[f"w{i}"].t())
@@ -211,34 +213,45 @@ def _flat(grads) -> torch.Tensor:
     return grads if isinstance(grads, torch.Tensor) else flat(grads).detach()
 
 
-def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, min_iterations: int = 3) -> float:
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that the clock measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_iterations(meta_gradient, cfg: TrainConfig, budget: float, device: torch.device,
+                    min_iterations: int = 3) -> float:
     """Milliseconds per meta-iteration (sample tasks, meta-gradient, optimiser step)."""
     # The same outer step as meta.train.train for every implementation: θ in
-    # one flat tensor, the dict holding views of it.
+    # one flat tensor, the dict holding views of it; draws made on the CPU.
     generator = torch.Generator().manual_seed(0)
     initial = model.init_params(generator)
-    flat = torch.cat([p.reshape(-1) for p in initial.values()])
+    flat = torch.cat([p.reshape(-1) for p in initial.values()]).to(device)
     params = model.unflatten_tasks(flat, initial)
     optimizer = _outer_optimizer(algorithms.get(cfg.algorithm).OUTER_OPTIMIZER, [flat], cfg.meta_lr)
 
     def step():
-        draws = SINUSOID.draws(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
+        draws = SINUSOID.draws(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator).to(device)
         flat.grad = _flat(meta_gradient(params, draws, cfg))
         optimizer.step()
 
     for _ in range(2):
         step()                                  # warm-up (first-call allocations, dispatch caches)
+    _synchronize(device)
     iterations, started = 0, time.perf_counter()
     while iterations < min_iterations or time.perf_counter() - started < budget:
         step()
         iterations += 1
+        if iterations % 10 == 0:
+            _synchronize(device)                # the budget counts finished work
+    _synchronize(device)
     return (time.perf_counter() - started) / iterations * 1000
 
 
-def check_agreement(name, implementations, cfg) -> None:
+def check_agreement(name, implementations, cfg, device: torch.device) -> None:
     generator = torch.Generator().manual_seed(1)
-    params = model.init_params(generator)
-    draws = SINUSOID.draws(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator)
+    params = {n: p.to(device) for n, p in model.init_params(generator).items()}
+    draws = SINUSOID.draws(cfg.meta_batch_size, cfg.k_support, cfg.k_query, generator).to(device)
     expected = _ours(name)(params, draws, cfg)
     for label, impl in implementations.items():
         if impl is None:
@@ -257,6 +270,9 @@ def main(argv=None) -> int:
     parser.add_argument("--algorithms", default=",".join(algorithms.ALGORITHMS),
                         help="comma-separated subset (default: all five)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    parser.add_argument("--device", default="cpu", choices=DEVICES,
+                        help="where to run every implementation (default cpu: the targets are "
+                             "set for one CPU thread; cuda for a GPU run, auto for cuda when present)")
     args = parser.parse_args(argv)
     names = [a for a in args.algorithms.split(",") if a]
     for name in names:
@@ -264,11 +280,16 @@ def main(argv=None) -> int:
     if args.budget <= 0:
         parser.error("--budget must be > 0 seconds")
 
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(1)
     specs = {spec.algorithm: spec for spec in MODELS.values()}
     configs = {name: spec.train_config(PROFILES["paper"], 0) for name, spec in specs.items()}
     results = {}
-    print(f"torch {torch.__version__}, 1 CPU thread, {args.budget:g} s per measurement")
+    where = "1 CPU thread" if device.type == "cpu" else f"{torch.cuda.get_device_name(device)}, 1 CPU thread"
+    print(f"torch {torch.__version__}, {where}, {args.budget:g} s per measurement")
     print(f"{'algorithm':<11}{'ours ms':>9}{'loop ms':>9}{'vmap ms':>9}{'higher ms':>11}"
           f"{'loop/ours':>11}{'vmap/ours':>11}{'higher/ours':>13}")
     for name in names:
@@ -283,8 +304,9 @@ def main(argv=None) -> int:
                  "vmap": _from_draws(VMAP[name]),
                  "higher": None if higher_impl(name) is None else _from_draws(higher_impl(name)),
                  "ours_eager": _ours(name) if compiled else None}
-        check_agreement(name, impls, cfg)
-        row = {f"{label}_ms": (None if impl is None else round(time_iterations(impl, cfg, args.budget), 3))
+        check_agreement(name, impls, cfg, device)
+        row = {f"{label}_ms": (None if impl is None
+                               else round(time_iterations(impl, cfg, args.budget, device), 3))
                for label, impl in impls.items()}
         if compiled:
             print(f"{name:<11} (ours: torch.compile; eager {row['ours_eager_ms']:.2f} ms)")
