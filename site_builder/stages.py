@@ -10,6 +10,7 @@ models are built in parallel, so everything it takes and returns is plain data.
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import logging
 from dataclasses import dataclass, field
@@ -151,10 +152,10 @@ def adapt_rate(job: ModelJob, entry: dict, cfg, params=None) -> float | None:
         rate = spec.inner_lr(cfg, params)
     except ValueError as error:        # every candidate diverged on some validation task
         raise BuildFailure(
-            f"{job.name}: {error}, so these weights have no adaptation rate to evaluate and "
-            f"export with; the manifest still describes the previous weights. Allowed ways "
-            f"on: retrain with another --seed, or add smaller rates to the model's adapt_lr "
-            f"grid in site_builder/config.py") from None
+            f"{job.name}: {error}, so the weights just trained have no adaptation rate to "
+            f"evaluate and export with, and exported/ keeps the previous ones. Ways on: "
+            f"retrain with another --seed, or add smaller rates to the model's adapt_lr grid "
+            f"in site_builder/config.py") from None
     entry.setdefault("inputs", {})["adapt_lr"] = new_hash
     log.info("%s: adapts at %g, the best of %s on validation tasks", job.name, rate,
              ", ".join(f"{lr:g}" for lr in spec.adapt_lr))
@@ -206,7 +207,13 @@ def run_model(job: ModelJob) -> ModelOutcome:
         checkpoint = {"params": result.params, "config": cfg.to_dict(), "history": result.history,
                       "seconds": result.seconds, "device": result.device,
                       "torch": str(torch.__version__), "compiled": result.compiled}
-        atomic.write_bytes(weights_path, _checkpoint_bytes(checkpoint))
+        data = _checkpoint_bytes(checkpoint)
+        # Choose a validated adaptation rate before the new weights replace the
+        # old ones: weights that have none stop the build with exported/ as it was.
+        entry[RECORD_KEYS["train"]] = {"file": weights_file(job.name),
+                                       "sha256": hashlib.sha256(data).hexdigest()}
+        inner_lr = adapt_rate(job, entry, cfg, result.params)
+        atomic.write_bytes(weights_path, data)
         entry[RECORD_KEYS["train"]] = _record(exported, weights_file(job.name))
         entry["inputs"]["train"] = new_train_hash
         ran.append("train")
@@ -222,8 +229,9 @@ def run_model(job: ModelJob) -> ModelOutcome:
             raise BuildFailure(f"{job.name}: {weights_path} does not match the sha256 in the "
                                f"manifest; run `maml-site train {job.name}` to retrain it")
         checkpoint = load_checkpoint(weights_path)
+        inner_lr = adapt_rate(job, entry, TrainConfig.from_dict(checkpoint["config"]),
+                              checkpoint["params"])
     params = checkpoint["params"]
-    inner_lr = adapt_rate(job, entry, TrainConfig.from_dict(checkpoint["config"]), params)
     training = {"seconds": checkpoint["seconds"], "device": checkpoint["device"],
                 "torch": checkpoint["torch"], "compiled": checkpoint.get("compiled", False)}
     entry.update(name=job.name, algorithm=spec.algorithm, task=SINUSOID.describe(),

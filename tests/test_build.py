@@ -249,6 +249,22 @@ def test_weights_with_no_stable_rate_fail_the_build_with_a_way_on():
     assert "--seed" in message and "adapt_lr" in message
 
 
+def test_weights_with_no_stable_rate_leave_exported_as_it_was(quick_build, tmp_path, monkeypatch):
+    # The rate is chosen before the new weights replace the old ones, so a
+    # failed choice loses nothing and leaves weights and manifest in step.
+    exported = _copy_exported(quick_build, tmp_path)
+    before = {path: path.read_bytes() for path in exported.rglob("*") if path.is_file()}
+
+    def no_stable_rate(params, candidates, **kwargs):
+        raise ValueError(f"every candidate rate {list(candidates)} diverged on some validation task")
+
+    monkeypatch.setattr("meta.evaluate.choose_inner_lr", no_stable_rate)
+    options = quick_options(tmp_path, exported=exported, jobs=1, retrain=True)
+    with pytest.raises(BuildFailure, match="^imaml-sinusoid: every candidate rate"):
+        run_stages(options, ["imaml-sinusoid"], stages=("train",))
+    assert {path: path.read_bytes() for path in exported.rglob("*") if path.is_file()} == before
+
+
 def test_each_stage_hashes_only_the_code_it_depends_on(tmp_path):
     shutil.copytree(REPO_ROOT / "meta", tmp_path / "meta",
                     ignore=shutil.ignore_patterns("__pycache__"))
