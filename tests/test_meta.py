@@ -234,3 +234,25 @@ def test_a_batch_is_its_draws():
     sampled = SINUSOID.sample_batch(3, 4, 6, torch.Generator().manual_seed(5))
     assert all(torch.equal(s, t) for s, t in zip(built, sampled))
     assert built.support_x.shape == (3, 4, 1) and built.query_x.shape == (3, 6, 1)
+
+
+def test_training_falls_back_to_eager_mode_where_compiling_fails(monkeypatch):
+    # Paper builds compile every model. Where torch.compile cannot work (no C++
+    # compiler, say), training must still finish, in eager mode, with a warning,
+    # and give exactly the eager result.
+    from meta.train import train
+
+    cfg = TrainConfig("maml", iterations=5, log_every=5)
+    eager = train(cfg, device="cpu", progress=False)
+
+    def cannot_compile(function, **options):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("no working C++ compiler")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", cannot_compile)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*no working C\\+\\+ compiler"):
+        result = train(cfg, device="cpu", progress=False, compile=True)
+    assert result.compiled is False and eager.compiled is False
+    for name, value in eager.params.items():
+        assert torch.equal(result.params[name], value)
