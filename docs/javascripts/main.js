@@ -37,8 +37,20 @@ function mountWidgets(root) {
       showWidgetError(element, new Error(`this site has no widget called "${kind}"`));
       continue;
     }
+    // The build's static figure stays visible, under a loading notice, until
+    // the widget has started; if it cannot start, the notice says why.
+    const fallback = [...element.children];
+    const status = document.createElement("p");
+    status.className = "widget-status";
+    status.setAttribute("role", "status");
+    status.textContent = "Loading the interactive model…";
+    element.prepend(status);
     load()
       .then((module) => module.mount(element))
+      .then(() => {
+        status.remove();
+        for (const child of fallback) child.hidden = true;
+      })
       .catch((error) => showWidgetError(element, error));
   }
 }

@@ -18,9 +18,6 @@ export class WidgetError extends Error {}
  */
 export function showWidgetError(root, error) {
   root.dataset.state = "error";
-  for (const child of root.children) {
-    if (child.dataset.widgetFallback !== undefined) child.hidden = false;
-  }
   let notice = root.querySelector(":scope > .widget-status");
   if (!notice) {
     notice = document.createElement("p");

@@ -33,10 +33,6 @@ const OUTPUTS = ["query_y", "support_loss"];
 
 export async function mount(root) {
   root.dataset.state = "loading";
-  for (const child of root.children) child.dataset.widgetFallback = "";
-  const status = htmlElement("p", { class: "widget-status", role: "status" }, "Loading the interactive model…");
-  root.prepend(status);
-
   const modelName = root.dataset.model;
   if (!modelName) throw new WidgetError('the widget has no data-model attribute naming its model.');
   const entry = await findModel(modelName);
@@ -48,10 +44,6 @@ export async function mount(root) {
 
   const widget = new SineFit(root, entry, session);
   await widget.predict();
-  status.remove();
-  for (const child of root.children) {
-    if (child.dataset.widgetFallback !== undefined) child.hidden = true;
-  }
   return widget;
 }
 
