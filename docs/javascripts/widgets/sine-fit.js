@@ -69,6 +69,7 @@ class SineFit {
     this.dirty = false;
     root.sineFit = this;
     this.build(entry, [aLo, aHi], [pLo, pHi]);
+    this.drawTask();
   }
 
   target(x) {
@@ -266,7 +267,6 @@ class SineFit {
   }
 
   draw() {
-    this.drawTask();
     this.drawCursor();
     const result = this.result;
     if (!result) return;
