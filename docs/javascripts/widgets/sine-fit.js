@@ -12,8 +12,8 @@
 // the untuned model (dashed light blue). No math is done here but the target.
 //
 // For tests and outside tools the element carries data-state
-// ("loading" | "busy" | "ready" | "error"), data-samples (count) and
-// data-revision (bumped on every redraw); element.sineFit exposes the state.
+// ("loading" | "busy" | "ready" | "error") and data-samples (count);
+// element.sineFit exposes the state.
 import { findModel, modelUrl } from "../lib/manifest.js";
 import { checkSignature, loadSession, runGraph } from "../lib/ort-runner.js";
 import {
@@ -64,7 +64,6 @@ class SineFit {
     this.usingKeys = false;            // show the keyboard cursor only to keyboard users
     this.queryX = linspace(this.xRange[0], this.xRange[1], QUERY_POINTS);
     this.result = null;                // {querySamplesKey, queryY: Float32Array rows, supportLoss}
-    this.revision = 0;
     this.running = false;
     this.dirty = false;
     root.sineFit = this;
@@ -214,7 +213,7 @@ class SineFit {
       return;
     }
     this.running = true;
-    this.root.dataset.state = this.revision ? "busy" : "loading";
+    this.root.dataset.state = this.result ? "busy" : "loading";
     try {
       do {
         this.dirty = false;
@@ -287,8 +286,6 @@ class SineFit {
       this.readout.textContent = `Mean squared error on the ${result.sampleCount} sample` +
         `${result.sampleCount === 1 ? "" : "s"}: ${before.toFixed(3)} before fine-tuning; ${afterText}.`;
     }
-    this.revision += 1;
-    this.root.dataset.revision = String(this.revision);
   }
 }
 
