@@ -63,7 +63,7 @@ class SineFit {
     this.cursorX = 0;
     this.usingKeys = false;            // show the keyboard cursor only to keyboard users
     this.queryX = linspace(this.xRange[0], this.xRange[1], QUERY_POINTS);
-    this.result = null;                // {querySamplesKey, queryY: Float32Array rows, supportLoss}
+    this.result = null;                // {sampleCount, queryY: Float32Array rows, supportLoss}
     this.running = false;
     this.dirty = false;
     root.sineFit = this;
