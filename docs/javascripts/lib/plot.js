@@ -145,10 +145,10 @@ export function eventToData(plot, event) {
 
 /**
  * A native range input with a label and a live value read-out; keyboard and
- * touch come with the native control. Returns {element, input, value(), set(v)}.
+ * touch come with the native control. Returns {element, input}.
  */
-export function slider({ label, min, max, step, value, format = String, onInput, name = "" }) {
-  const input = htmlElement("input", { type: "range", min, max, step, value, name: name || false });
+export function slider({ label, min, max, step, value, format = String, onInput, className = "" }) {
+  const input = htmlElement("input", { type: "range", class: className || false, min, max, step, value });
   const output = htmlElement("output", {}, format(Number(value)));
   const element = htmlElement("label", { class: "widget-slider" },
     htmlElement("span", { class: "widget-slider__label" }, label), input, output);
@@ -158,11 +158,7 @@ export function slider({ label, min, max, step, value, format = String, onInput,
   };
   update();
   input.addEventListener("input", () => { update(); onInput?.(Number(input.value)); });
-  return {
-    element, input,
-    value: () => Number(input.value),
-    set(v) { input.value = String(v); update(); },
-  };
+  return { element, input };
 }
 
 /** A focusable button. */

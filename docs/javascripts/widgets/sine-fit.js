@@ -114,21 +114,19 @@ class SineFit {
 
     const fmt2 = (v) => v.toFixed(2);
     this.amplitudeSlider = slider({
-      label: "Amplitude A", min: aRange[0], max: aRange[1], step: 0.01, value: this.amplitude, format: fmt2,
+      label: "Amplitude A", className: "sine-fit-amplitude",
+      min: aRange[0], max: aRange[1], step: 0.01, value: this.amplitude, format: fmt2,
       onInput: (v) => { this.amplitude = v; this.changed(); },
     });
     this.phaseSlider = slider({
-      label: "Phase φ", min: pRange[0], max: pRange[1], step: 0.01, value: this.phase,
+      label: "Phase φ", className: "sine-fit-phase", min: pRange[0], max: pRange[1], step: 0.01, value: this.phase,
       format: (v) => `${v.toFixed(2)} rad`,
       onInput: (v) => { this.phase = v; this.changed(); },
     });
     this.stepsSlider = slider({
-      label: "Fine-tuning steps", min: 0, max: this.maxSteps, step: 1, value: this.steps,
+      label: "Fine-tuning steps", className: "sine-fit-steps", min: 0, max: this.maxSteps, step: 1, value: this.steps,
       format: (v) => String(v), onInput: (v) => { this.steps = v; this.draw(); },
     });
-    this.amplitudeSlider.input.classList.add("sine-fit-amplitude");
-    this.phaseSlider.input.classList.add("sine-fit-phase");
-    this.stepsSlider.input.classList.add("sine-fit-steps");
     const dice = button({
       label: "🎲 Random samples", title: `Take ${MAX_SAMPLES} samples at random x`,
       className: "sine-fit-dice", onClick: () => this.randomSamples(),
