@@ -29,7 +29,6 @@ export function linearScale([d0, d1], [r0, r1]) {
   const scale = (v) => r0 + ((v - d0) / (d1 - d0)) * (r1 - r0);
   scale.invert = (p) => d0 + ((p - r0) / (r1 - r0)) * (d1 - d0);
   scale.domain = [d0, d1];
-  scale.range = [r0, r1];
   return scale;
 }
 
@@ -38,9 +37,9 @@ export function linspace(lo, hi, count) {
   return Array.from({ length: count }, (_, i) => lo + ((hi - lo) * i) / (count - 1));
 }
 
-/** Round tick values for an interval (steps of 1, 2 or 5 times a power of ten). */
-export function ticks(lo, hi, approxCount = 6) {
-  const raw = (hi - lo) / approxCount;
+/** About six round tick values for an interval (steps of 1, 2 or 5 times a power of ten). */
+export function ticks(lo, hi) {
+  const raw = (hi - lo) / 6;
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
   const out = [];
@@ -76,15 +75,15 @@ export function createPlot(container, {
 }
 
 /** Axes with grid lines, tick labels and optional axis titles. */
-export function drawAxes(plot, { xTicks, yTicks, xLabel = "", yLabel = "" } = {}) {
+export function drawAxes(plot, { xLabel = "", yLabel = "" } = {}) {
   const { x, y, area, layers } = plot;
   const g = layers.grid;
   g.replaceChildren();
-  for (const t of xTicks ?? ticks(...x.domain)) {
+  for (const t of ticks(...x.domain)) {
     svgElement("line", { class: "widget-gridline", x1: x(t), x2: x(t), y1: area.top, y2: area.bottom }, g);
     svgElement("text", { class: "widget-tick", x: x(t), y: area.bottom + 16, "text-anchor": "middle" }, g).textContent = fmt(t);
   }
-  for (const t of yTicks ?? ticks(...y.domain)) {
+  for (const t of ticks(...y.domain)) {
     svgElement("line", { class: "widget-gridline", x1: area.left, x2: area.right, y1: y(t), y2: y(t) }, g);
     svgElement("text", { class: "widget-tick", x: area.left - 6, y: y(t) + 4, "text-anchor": "end" }, g).textContent = fmt(t);
   }
@@ -97,9 +96,9 @@ function fmt(v) {
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
 
-/** A path element for a curve, drawn with `setCurve`. */
-export function createCurve(plot, className, layer = plot.layers.data) {
-  return svgElement("path", { class: className, d: "" }, layer);
+/** A path element for a curve in the plot's data layer, drawn with `setCurve`. */
+export function createCurve(plot, className) {
+  return svgElement("path", { class: className, d: "" }, plot.layers.data);
 }
 
 /** Draw the polyline through (xs[i], ys[i]) in data coordinates.
@@ -125,9 +124,9 @@ export function setCurve(plot, path, xs, ys) {
 }
 
 /** Make `group` hold one circle per point ({x, y} in data coordinates). */
-export function setPoints(plot, group, points, { className = "", radius = 5 } = {}) {
+export function setPoints(plot, group, points, { className = "" } = {}) {
   while (group.childElementCount > points.length) group.lastElementChild.remove();
-  while (group.childElementCount < points.length) svgElement("circle", { class: className, r: radius }, group);
+  while (group.childElementCount < points.length) svgElement("circle", { class: className, r: 5 }, group);
   points.forEach((p, i) => {
     const c = group.children[i];
     c.setAttribute("cx", plot.x(p.x).toFixed(2));
@@ -140,7 +139,7 @@ export function eventToData(plot, event) {
   const matrix = plot.svg.getScreenCTM();
   if (!matrix) return null;
   const p = new DOMPoint(event.clientX, event.clientY).matrixTransform(matrix.inverse());
-  return { x: plot.x.invert(p.x), y: plot.y.invert(p.y), px: p.x, py: p.y };
+  return { x: plot.x.invert(p.x), y: plot.y.invert(p.y) };
 }
 
 /**
