@@ -77,12 +77,10 @@ class SineFit {
 
   build(entry, aRange, pRange) {
     const ui = htmlElement("div", { class: "sine-fit" });
-    const plotBox = htmlElement("div", { class: "sine-fit__plot" });
-    ui.append(plotBox);
     // Size the drawing to the column (between a phone's and a desktop's), so
     // that ticks and labels keep a readable size when the SVG is scaled.
     const width = Math.round(Math.max(320, Math.min(640, this.root.clientWidth || 640)));
-    const plot = createPlot(plotBox, {
+    const plot = createPlot(ui, {
       width, height: Math.round(Math.max(260, width * 0.5625)),
       xDomain: this.xRange, yDomain: Y_DOMAIN,
       label: `Sinusoid task and the ${entry.name} model's predictions. ` +
