@@ -21,13 +21,11 @@ import torch
 from . import manifest
 from .config import MODELS
 from .errors import BuildFailure
-from .hashing import TRAINING_SOURCES, file_sha256, inputs_hash, source_hashes
-from .stages import load_checkpoint
+from .hashing import file_sha256
+from .stages import RECORD_KEYS, load_checkpoint, train_inputs_hash
 
 log = logging.getLogger("site_builder")
 
-CONTRACT_FIELDS = ("name", "algorithm", "task", "file", "sha256", "inner_lr", "steps", "train",
-                   "metrics")
 PARITY_TOLERANCE = 1e-5
 PARITY_SUPPORT_SIZES = (0, 1, 5, 10, 20)
 PARITY_SEED = 12345
@@ -93,9 +91,7 @@ def _stale_notes(repo_root: Path, entry: dict) -> list[str]:
     train = entry.get("train")
     if not isinstance(train, dict) or "inputs" not in entry:
         return []
-    current = inputs_hash(config=train, seed=train.get("seed"),
-                          code=source_hashes(repo_root, TRAINING_SOURCES))
-    if entry["inputs"].get("train") != current:
+    if entry["inputs"].get("train") != train_inputs_hash(repo_root, train, train.get("seed")):
         return [f"{entry['name']}: the training code or its configuration changed since these "
                 "weights were trained; `maml-site build` would retrain"]
     return []
@@ -118,12 +114,12 @@ def check(exported: Path, repo_root: Path) -> list[str]:
         if entry is None:
             problems.append(f"{name}: not in {path}")
             continue
-        missing = [f for f in CONTRACT_FIELDS if f not in entry]
+        missing = [f for f in manifest.CONTRACT_FIELDS if f not in entry]
         if missing:
             problems.append(f"{name}: manifest entry lacks {', '.join(missing)}")
             continue
         records = [{"file": entry["file"], "sha256": entry["sha256"]}]
-        records += [entry[k] for k in ("weights", "results", "figure") if k in entry]
+        records += [entry[k] for k in RECORD_KEYS.values() if k in entry]
         file_problems = [p for r in records for p in _file_problems(exported, name, r)]
         problems += file_problems
         if "weights" not in entry:

@@ -15,8 +15,10 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 
 #: Key order of a model entry: the contract's fields first, then the build's own.
-ENTRY_ORDER = ("name", "algorithm", "task", "file", "sha256", "inner_lr", "steps", "train",
-               "metrics", "weights", "results", "figure", "training", "inputs")
+#: The fields contracts.md requires of every entry.
+CONTRACT_FIELDS = ("name", "algorithm", "task", "file", "sha256", "inner_lr", "steps", "train",
+                   "metrics")
+ENTRY_ORDER = CONTRACT_FIELDS + ("weights", "results", "figure", "training", "inputs")
 
 
 def read(exported: Path) -> dict:

@@ -78,6 +78,11 @@ def _record(exported: Path, file: str) -> dict:
     return {"file": file, "sha256": file_sha256(exported / file)}
 
 
+def _bytes_record(file: str, data: bytes) -> dict:
+    """The record of ``data`` written (or about to be) as ``file``: no reading it back."""
+    return {"file": file, "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def _output_record(entry: dict, stage: str) -> dict | None:
     if stage == "export":
         return {"file": entry["file"], "sha256": entry["sha256"]} if "file" in entry else None
@@ -112,9 +117,14 @@ def _protocol(job: ModelJob, inner_lr: float) -> dict:
 
 # What each stage's output depends on. Downstream stages depend on the weights
 # through their sha256, so new weights make every later stage stale.
+def train_inputs_hash(repo_root: Path, config: dict, seed) -> str:
+    """What trained weights depend on: the training config, the seed and the
+    training code. `maml-site check` compares it with the recorded one too."""
+    return inputs_hash(config=config, seed=seed, code=source_hashes(repo_root, TRAINING_SOURCES))
+
+
 def train_hash(job: ModelJob, cfg) -> str:
-    return inputs_hash(config=cfg.to_dict(), seed=job.seed,
-                       code=source_hashes(job.repo_root, TRAINING_SOURCES))
+    return train_inputs_hash(job.repo_root, cfg.to_dict(), job.seed)
 
 
 def downstream_hashes(job: ModelJob, weights_sha: str, inner_lr: float) -> dict[str, str]:
@@ -210,24 +220,24 @@ def run_model(job: ModelJob) -> ModelOutcome:
         data = _checkpoint_bytes(checkpoint)
         # Choose a validated adaptation rate before the new weights replace the
         # old ones: weights that have none stop the build with exported/ as it was.
-        entry[RECORD_KEYS["train"]] = {"file": weights_file(job.name),
-                                       "sha256": hashlib.sha256(data).hexdigest()}
+        entry[RECORD_KEYS["train"]] = _bytes_record(weights_file(job.name), data)
         inner_lr = adapt_rate(job, entry, cfg, result.params)
         atomic.write_bytes(weights_path, data)
-        entry[RECORD_KEYS["train"]] = _record(exported, weights_file(job.name))
         entry["inputs"]["train"] = new_train_hash
         ran.append("train")
         log.info("%s: trained in %.1f s on %s", job.name, result.seconds, result.device)
     else:
         # Stages after training use the weights on disk, which must be the
-        # ones the manifest recorded.
-        record = entry.get("weights")
-        if not record or not weights_path.is_file():
-            raise BuildFailure(f"{job.name}: no weights in {exported}; "
-                               f"run `maml-site train {job.name}` or `maml-site build`")
-        if file_sha256(weights_path) != record.get("sha256"):
-            raise BuildFailure(f"{job.name}: {weights_path} does not match the sha256 in the "
-                               f"manifest; run `maml-site train {job.name}` to retrain it")
+        # ones the manifest recorded (with "train" among the stages,
+        # _must_train has just checked that).
+        if "train" not in job.stages:
+            record = entry.get("weights")
+            if not record or not weights_path.is_file():
+                raise BuildFailure(f"{job.name}: no weights in {exported}; "
+                                   f"run `maml-site train {job.name}` or `maml-site build`")
+            if file_sha256(weights_path) != record.get("sha256"):
+                raise BuildFailure(f"{job.name}: {weights_path} does not match the sha256 in "
+                                   f"the manifest; run `maml-site train {job.name}` to retrain it")
         checkpoint = load_checkpoint(weights_path)
         inner_lr = adapt_rate(job, entry, TrainConfig.from_dict(checkpoint["config"]),
                               checkpoint["params"])
@@ -242,8 +252,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
     def stale(stage: str) -> bool:
         return stage in job.stages and not _is_current(exported, entry, stage, hashes[stage])
 
-    def done(stage: str, file: str) -> None:
-        record = _record(exported, file)
+    def done(stage: str, record: dict) -> None:
         if stage == "export":
             entry.update(record)
         else:
@@ -263,8 +272,9 @@ def run_model(job: ModelJob) -> ModelOutcome:
         results = {"name": job.name, "algorithm": spec.algorithm, "train": checkpoint["config"],
                    "training": {**training, "history": checkpoint["history"]},
                    "evaluation": evaluation}
-        atomic.write_json(results_path, results)
-        done("evaluate", results_file(job.name))
+        data = atomic.dumps_json(results).encode("utf-8")
+        atomic.write_bytes(results_path, data)
+        done("evaluate", _bytes_record(results_file(job.name), data))
         entry["metrics"] = summary_metrics(evaluation)
 
     # --- export ------------------------------------------------------------
@@ -273,15 +283,15 @@ def run_model(job: ModelJob) -> ModelOutcome:
 
         log.info("%s: exporting the ONNX adaptation graph (%d steps)", job.name, EXPORT_STEPS)
         export_sinusoid(params, exported / onnx_file(job.name), steps=EXPORT_STEPS)
-        done("export", onnx_file(job.name))
+        done("export", _record(exported, onnx_file(job.name)))
 
     # --- figures -----------------------------------------------------------
     if stale("figures"):
         from .figures import sine_fit_svg
 
         log.info("%s: rendering %s", job.name, figure_file(job.name))
-        atomic.write_bytes(exported / figure_file(job.name),
-                           sine_fit_svg(params, inner_lr, f"{job.name}: 5-shot fine-tuning"))
-        done("figures", figure_file(job.name))
+        data = sine_fit_svg(params, inner_lr, f"{job.name}: 5-shot fine-tuning")
+        atomic.write_bytes(exported / figure_file(job.name), data)
+        done("figures", _bytes_record(figure_file(job.name), data))
 
     return ModelOutcome(job.name, entry, ran)
