@@ -120,12 +120,15 @@ def run_stages(options: BuildOptions, names: list[str] | None = None,
                      recorded=recorded.get(name, {}), stages=stages, retrain=options.retrain)
             for name in names]
     # Only models with work to do are worth a worker process (starting one
-    # costs seconds); up-to-date models are checked in this process.
-    busy = [job for job in jobs if pending_stages(job)]
-    idle = [job for job in jobs if job not in busy]
-    if options.jobs > 1 and len(busy) > 1:
+    # costs seconds); up-to-date models are checked in this process. With one
+    # job everything runs here, and asking which models are busy would only
+    # hash every input and output a second time.
+    pending = [bool(pending_stages(job)) for job in jobs] if options.jobs > 1 else []
+    busy = [job for job, work in zip(jobs, pending) if work]
+    idle = [job for job, work in zip(jobs, pending) if not work]
+    if len(busy) > 1:
         # One progress bar per terminal: parallel workers log plain lines instead.
-        busy = [replace(job, progress=False, log_progress=True) for job in busy]
+        busy = [replace(job, progress=False) for job in busy]
         outcomes, errors = _run_in_workers(busy, options.jobs)
         more, more_errors = _run_in_process(idle)
         outcomes, errors = outcomes + more, errors + more_errors
