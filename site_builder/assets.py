@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import filecmp
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
+from . import atomic
 from .errors import BuildFailure
 
 # npm package -> files (relative to the package root) -> path under dest/<package>/.
@@ -114,18 +112,6 @@ def planned_files(repo_root: Path) -> dict[Path, Path]:
     return plan
 
 
-def _copy_atomic(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, length=1 << 20)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def copy_browser_assets(repo_root: Path, dest: Path) -> list[Path]:
     """Copy the needed onnxruntime-web and KaTeX files into dest/onnxruntime-web/
     and dest/katex/ (the build passes dest = <staged docs>/assets/vendor).
@@ -145,7 +131,7 @@ def copy_browser_assets(repo_root: Path, dest: Path) -> list[Path]:
     for source, relative in plan.items():
         target = dest / relative
         if not (target.is_file() and filecmp.cmp(source, target, shallow=False)):
-            _copy_atomic(source, target)
+            atomic.write_bytes(target, source.read_bytes())   # the largest, the wasm, is 14 MB
         written.append(target)
 
     wanted = set(written)
