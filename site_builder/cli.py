@@ -74,11 +74,12 @@ def _parser() -> _Parser:
 
 
 def _options(args: argparse.Namespace):
-    from .config import BuildOptions, default_jobs
+    from .config import BuildOptions
 
     given = {"profile": args.profile, "device": args.device, "seed": args.seed,
-             "jobs": default_jobs() if args.jobs is None else args.jobs,
              "retrain": getattr(args, "retrain", False)}
+    if args.jobs is not None:
+        given["jobs"] = args.jobs
     if args.exported is not None:
         given["exported"] = args.exported
     if getattr(args, "site_dir", None) is not None:

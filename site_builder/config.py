@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from meta.evaluate import MAX_STEPS, SHOTS
 from meta.train import DEVICES, TrainConfig
 
 from .errors import ConfigError
@@ -31,9 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Adaptation steps the exported graphs unroll (the manifest's "steps").
 EXPORT_STEPS = 10
-#: The evaluation protocol (contracts.md): K-shot support sets, 0..10 steps.
-EVAL_SHOTS = (5, 10, 20)
-EVAL_MAX_STEPS = 10
+#: The evaluation protocol (contracts.md): K-shot support sets, 0..10 steps,
+#: as meta.evaluate defines it.
+EVAL_SHOTS, EVAL_MAX_STEPS = SHOTS, MAX_STEPS
 
 
 @dataclass(frozen=True)

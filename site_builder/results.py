@@ -40,8 +40,8 @@ from . import atomic
 from .config import EVAL_MAX_STEPS, EVAL_SHOTS, MODELS, PROFILES
 from .errors import BuildFailure
 from .figures import INK, SVG_RC, svg_bytes
+from .site import FIGURES_DIR
 
-FIGURES_DIR = "assets/figures"
 MSE_FIGURE = f"{FIGURES_DIR}/results-mse-vs-steps.svg"
 TRAINING_FIGURE = f"{FIGURES_DIR}/results-training.svg"
 #: Steps after which the table reports the query MSE.
@@ -393,9 +393,14 @@ def _published_rows(shots: int, steps: tuple[int, ...]) -> list[list[str]]:
     return rows
 
 
+def _shots(models: list[ModelResults]) -> list[str]:
+    """The support sizes K the models were evaluated at, as their results keys, ascending."""
+    return sorted({k for m in models for k in m.evaluation["query_mse"]}, key=int)
+
+
 def block_table(ctx: Context) -> str:
     measured = ctx.measured
-    shots = sorted({int(k) for m in measured for k in m.evaluation["query_mse"]} or set(EVAL_SHOTS))
+    shots = [int(k) for k in _shots(measured)] or list(EVAL_SHOTS)
     header = ["K", "model", "source", *[_steps_label(s) for s in TABLE_STEPS]]
     rows = []
     for k in shots:
@@ -438,7 +443,7 @@ def block_mse_figure(ctx: Context) -> str:
     if any(v is None for m in ctx.measured for c in m.evaluation["query_mse"].values()
            for v in c["mean"]):
         caption += " A gap in a line is a step where the mean is infinite (see the table)."
-    shots = sorted({k for m in ctx.measured for k in m.evaluation["query_mse"]}, key=int)
+    shots = _shots(ctx.measured)
     alt = f"Query MSE against adaptation steps for K = {', '.join(shots)}, one line per model"
     return _figure(ctx, MSE_FIGURE, alt, caption)
 
@@ -579,7 +584,7 @@ def mse_vs_steps_svg(models: list[ModelResults]) -> bytes:
     import numpy as np
     from matplotlib.figure import Figure
 
-    shots = sorted({k for m in models for k in m.evaluation["query_mse"]}, key=int)
+    shots = _shots(models)
     with matplotlib.rc_context(SVG_RC):
         fig = Figure(figsize=(2.2 * len(shots) + 0.8, 3.6), layout="constrained")
         axes = fig.subplots(1, len(shots), sharey=True, squeeze=False)[0]

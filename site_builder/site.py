@@ -16,7 +16,6 @@ from pathlib import Path
 
 from .errors import BuildFailure
 from .manifest import MANIFEST
-from .stages import figure_file
 
 log = logging.getLogger("site_builder")
 
@@ -37,7 +36,7 @@ def site_files(entry: dict) -> list[tuple[str, str]]:
         files.append((entry["results"]["file"], f"{MODELS_DIR}/{entry['results']['file']}"))
     if "figure" in entry:
         files.append((entry["figure"]["file"],
-                      f"{FIGURES_DIR}/{Path(figure_file(entry['name'])).name}"))
+                      f"{FIGURES_DIR}/{Path(entry['figure']['file']).name}"))
     return files
 
 
