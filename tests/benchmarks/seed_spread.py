@@ -47,6 +47,10 @@ def seeds_arg(text: str) -> list[int]:
     return seeds
 
 
+def _cell(value, width: int) -> str:
+    return f"{'null':>{width}}" if value is None else f"{value:>{width}.3f}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="maml-sinusoid", choices=sorted(MODELS),
@@ -86,12 +90,9 @@ def main(argv=None) -> int:
                       "step10": curve["mean"][-1], "median10": curve["median"][-1],
                       "diverged10": curve["diverged"][-1]}
 
-        def cell(value, width):
-            return f"{'null':>{width}}" if value is None else f"{value:>{width}.3f}"
-
         row = rows[seed]
-        print(f"{seed:>5}{seconds:>9.0f}{lr:>10.5g}{cell(row['step1'], 9)}{cell(row['step10'], 10)}"
-              f"{cell(row['median10'], 9)}{row['diverged10']:>10}", flush=True)
+        print(f"{seed:>5}{seconds:>9.0f}{lr:>10.5g}{_cell(row['step1'], 9)}{_cell(row['step10'], 10)}"
+              f"{_cell(row['median10'], 9)}{row['diverged10']:>10}", flush=True)
     if args.json:
         print(json.dumps({args.model: rows}))
     return 0

@@ -204,7 +204,10 @@ def _ours(name, compiled: bool = False):
 
 def _from_draws(impl):
     """A reference implementation fed the same random draws: it builds the task
-    batch eagerly (the same operations ours runs inside its step), then runs."""
+    batch eagerly (the same operations ours runs inside its step), then runs.
+    None (a reference that does not apply) stays None."""
+    if impl is None:
+        return None
     return lambda params, draws, cfg: impl(params, SINUSOID.batch_from_draws(draws, cfg.k_support), cfg)
 
 
@@ -302,7 +305,7 @@ def main(argv=None) -> int:
         compiled = specs[name].compile
         impls = {"ours": _ours(name, compiled), "loop": _from_draws(REFERENCES[name]),
                  "vmap": _from_draws(VMAP[name]),
-                 "higher": None if higher_impl(name) is None else _from_draws(higher_impl(name)),
+                 "higher": _from_draws(higher_impl(name)),
                  "ours_eager": _ours(name) if compiled else None}
         check_agreement(name, impls, cfg, device)
         row = {f"{label}_ms": (None if impl is None
