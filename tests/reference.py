@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from meta import model
+from meta.algorithms.imaml import MIN_RAYLEIGH
 from meta.tasks import TaskBatch
 
 
@@ -111,8 +112,9 @@ def reference_imaml(params, batch, cfg, exact_solve: bool):
         objective, grads = proximal_objective(phi), train_grad(phi)
         for _ in range(cfg.inner_steps):
             candidate = {n: phi[n] - step_size * (grads[n] + lam * (phi[n] - params[n])) for n in phi}
-            if proximal_objective(candidate) < objective:
-                phi, objective, grads = candidate, proximal_objective(candidate), train_grad(candidate)
+            candidate_objective = proximal_objective(candidate)
+            if candidate_objective < objective:
+                phi, objective, grads = candidate, candidate_objective, train_grad(candidate)
             else:
                 step_size /= 2
         phi_flat = flat(phi).detach()
@@ -133,7 +135,7 @@ def reference_imaml(params, batch, cfg, exact_solve: bool):
             solution, residual, direction = torch.zeros_like(rhs), rhs.clone(), rhs.clone()
             for _ in range(cfg.options["cg_steps"]):
                 a_dir = matvec(direction)
-                if direction @ a_dir <= 0.01 * (direction @ direction):
+                if direction @ a_dir <= MIN_RAYLEIGH * (direction @ direction):
                     break          # truncated CG: too little curvature along this direction
                 step = residual @ residual / (direction @ a_dir)
                 solution = solution + step * direction

@@ -33,12 +33,13 @@ import time
 from pathlib import Path
 
 import torch
-from torch.func import grad, jvp, vmap
+from torch.func import grad, grad_and_value, jvp, vmap
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from meta import algorithms, model  # noqa: E402
+from meta.algorithms.imaml import MIN_RAYLEIGH  # noqa: E402
 from meta.tasks import SINUSOID  # noqa: E402
 from meta.train import (DEVICES, TrainConfig, _outer_optimizer, flat_meta_gradient,  # noqa: E402
                         resolve_device)
@@ -48,14 +49,9 @@ from site_builder.config import MODELS, PROFILES  # noqa: E402
 
 # ---------------------------------------------------------------- (b) torch.func
 
-def _task_loss(params, x, y):
-    """One task's MSE with unbatched parameters (vmap supplies the task axis)."""
-    return task_loss(params, x, y)
-
-
 def _inner(params, x, y, steps, lr):
     for _ in range(steps):
-        g = grad(_task_loss)(params, x, y)
+        g = grad(task_loss)(params, x, y)
         params = {n: params[n] - lr * g[n] for n in params}
     return params
 
@@ -63,13 +59,13 @@ def _inner(params, x, y, steps, lr):
 def vmap_pretrained(params, batch, cfg):
     x = torch.cat([batch.support_x, batch.query_x], 1)
     y = torch.cat([batch.support_y, batch.query_y], 1)
-    task_grads = vmap(grad(_task_loss), in_dims=(None, 0, 0))(params, x, y)
+    task_grads = vmap(grad(task_loss), in_dims=(None, 0, 0))(params, x, y)
     return {n: g.mean(0) for n, g in task_grads.items()}
 
 
 def vmap_maml(params, batch, cfg):
     def task_meta_loss(theta, sx, sy, qx, qy):
-        return _task_loss(_inner(theta, sx, sy, cfg.inner_steps, cfg.inner_lr), qx, qy)
+        return task_loss(_inner(theta, sx, sy, cfg.inner_steps, cfg.inner_lr), qx, qy)
 
     def batch_meta_loss(theta):
         return vmap(task_meta_loss, in_dims=(None, 0, 0, 0, 0))(theta, *batch).mean()
@@ -79,7 +75,7 @@ def vmap_maml(params, batch, cfg):
 
 def vmap_fomaml(params, batch, cfg):
     def task_grad(theta, sx, sy, qx, qy):
-        return grad(_task_loss)(_inner(theta, sx, sy, cfg.inner_steps, cfg.inner_lr), qx, qy)
+        return grad(task_loss)(_inner(theta, sx, sy, cfg.inner_steps, cfg.inner_lr), qx, qy)
 
     task_grads = vmap(task_grad, in_dims=(None, 0, 0, 0, 0))(params, *batch)
     return {n: g.mean(0) for n, g in task_grads.items()}
@@ -99,28 +95,29 @@ def vmap_imaml(params, batch, cfg):
     def dot(a, b):
         return sum((a[n] * b[n]).sum() for n in a)
 
-    def proximal(phi, theta, sx, sy):
-        return _task_loss(phi, sx, sy) + lam / 2 * dot({n: phi[n] - theta[n] for n in phi},
-                                                       {n: phi[n] - theta[n] for n in phi})
+    def penalty(phi, theta):
+        difference = {n: phi[n] - theta[n] for n in phi}
+        return lam / 2 * dot(difference, difference)
 
     def task_grad(theta, sx, sy, qx, qy):
         # The same proximal solver as meta.algorithms.imaml: keep a step only if
         # it lowers the proximal objective, otherwise halve the step size.
         phi, step_size = theta, torch.tensor(alpha, device=theta["w1"].device)
-        objective, grads = proximal(phi, theta, sx, sy), grad(_task_loss)(phi, sx, sy)
+        grads, objective = grad_and_value(task_loss)(phi, sx, sy)   # penalty 0 at ϕ = θ
         for _ in range(cfg.inner_steps):
             candidate = {n: phi[n] - step_size * (grads[n] + lam * (phi[n] - theta[n])) for n in phi}
-            cand_objective = proximal(candidate, theta, sx, sy)
+            # One pass gives the candidate's loss and gradient, as in ours.
+            cand_grads, cand_loss = grad_and_value(task_loss)(candidate, sx, sy)
+            cand_objective = cand_loss + penalty(candidate, theta)
             better = cand_objective < objective
-            cand_grads = grad(_task_loss)(candidate, sx, sy)
             phi = {n: torch.where(better, candidate[n], phi[n]) for n in phi}
             grads = {n: torch.where(better, cand_grads[n], grads[n]) for n in grads}
             objective = torch.where(better, cand_objective, objective)
             step_size = torch.where(better, step_size, step_size / 2)
-        rhs = grad(_task_loss)(phi, qx, qy)
+        rhs = grad(task_loss)(phi, qx, qy)
 
         def matvec(v):
-            hv = jvp(lambda p: grad(_task_loss)(p, sx, sy), (phi,), (v,))[1]
+            hv = jvp(lambda p: grad(task_loss)(p, sx, sy), (phi,), (v,))[1]
             return {n: v[n] + hv[n] / lam for n in v}
 
         solution = {n: torch.zeros_like(r) for n, r in rhs.items()}
@@ -129,7 +126,7 @@ def vmap_imaml(params, batch, cfg):
         for _ in range(cg_steps):      # truncated CG, as in meta.algorithms.imaml
             a_dir = matvec(direction)
             curvature = dot(direction, a_dir)
-            active = active & (curvature > 0.01 * dot(direction, direction))
+            active = active & (curvature > MIN_RAYLEIGH * dot(direction, direction))
             step = torch.where(active, res_sq / curvature.clamp_min(1e-30), 0.0)
             solution = {n: solution[n] + step * direction[n] for n in solution}
             residual = {n: residual[n] - step * a_dir[n] for n in residual}
