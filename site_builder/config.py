@@ -85,6 +85,11 @@ class ModelSpec:
                              f"but its config trains {cfg.algorithm!r}")
         return cfg
 
+    def compiles(self, profile: str) -> bool:
+        """Whether training under ``profile`` goes through torch.compile: only
+        full-length (paper) runs, where the speed-up pays for compiling."""
+        return self.compile and profile == "paper"
+
     @property
     def validates_lr(self) -> bool:
         return isinstance(self.adapt_lr, tuple)

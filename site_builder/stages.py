@@ -213,7 +213,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
                  cfg.iterations, cfg.seed)
         result = train(cfg, device=job.device, progress=job.progress,
                        log=log.info if job.log_progress else None, desc=job.name,
-                       compile=spec.compile and job.profile == "paper")
+                       compile=spec.compiles(job.profile))
         checkpoint = {"params": result.params, "config": cfg.to_dict(), "history": result.history,
                       "seconds": result.seconds, "device": result.device,
                       "torch": str(torch.__version__), "compiled": result.compiled}

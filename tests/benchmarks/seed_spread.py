@@ -74,9 +74,7 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         cfg = spec.train_config(PROFILES[args.profile], seed)
         started = time.perf_counter()
-        # As the build: compiled in full-length runs only (site_builder.stages).
-        result = train(cfg, device="cpu", progress=False,
-                       compile=spec.compile and args.profile == "paper")
+        result = train(cfg, device="cpu", progress=False, compile=spec.compiles(args.profile))
         seconds = time.perf_counter() - started
         try:
             lr = spec.inner_lr(cfg, result.params)
