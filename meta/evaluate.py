@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from .model import Params, loss, loss_and_grad, per_task, sgd_step
+from .model import Params, adapt, loss, per_task
 from .tasks import SINUSOID, SinusoidFamily
 
 EVAL_SEED = 2_017_0306      # never used for training (training seeds are small integers)
@@ -33,7 +33,7 @@ def query_mse_by_step(params: Params, inner_lr: float, support_x: torch.Tensor, 
     phi = per_task(params, support_x.shape[0])
     errors = [loss(phi, query_x, query_y)]
     for _ in range(max_steps):
-        phi = sgd_step(phi, loss_and_grad(phi, support_x, support_y)[1], inner_lr)
+        phi = adapt(phi, support_x, support_y, 1, inner_lr)
         errors.append(loss(phi, query_x, query_y))
     return torch.stack(errors)
 

@@ -279,13 +279,6 @@ def export_sinusoid(params: Params, path: str | os.PathLike, steps: int = 10) ->
             "ops": sorted({node.op_type for node in model.graph.node})}
 
 
-def op_types(path: str | os.PathLike) -> set[str]:
-    """The operator types used by an ONNX file's main graph."""
-    import onnx
-
-    return {node.op_type for node in onnx.load(os.fspath(path)).graph.node}
-
-
 _SESSIONS: dict[tuple[str, int, int], object] = {}
 
 

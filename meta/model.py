@@ -2,10 +2,11 @@
 
 Parameters that carry a leading task dimension ([T, ...]) let every function
 here run T tasks at once with batched matrix products; no Python loop over
-tasks. Parameters without it are shared by all tasks (θ before adaptation). ``loss_and_grad`` is the network's backward pass written by hand: it
-is a handful of plain tensor operations, so it exports to ONNX, runs faster
-than autograd for this tiny network, and can itself be differentiated by
-autograd (that is how MAML's meta-gradient flows through the inner update).
+tasks. Parameters without it are shared by all tasks (θ before adaptation).
+The backward pass (``loss_grad_cache``) and the Hessian-vector product are
+written by hand: a handful of plain tensor operations, faster than autograd
+for this tiny network and without an autograd graph; tests/test_meta.py holds
+both against torch.autograd.
 """
 from __future__ import annotations
 
@@ -187,15 +188,12 @@ def task_mean(grads: Params) -> Params:
     return unflatten_tasks(flatten_tasks(grads).mean(0), {n: g[0] for n, g in grads.items()})
 
 
-def sgd_step(params: Params, grads: Params, lr: float | torch.Tensor) -> Params:
-    if isinstance(lr, torch.Tensor):        # a tensor learning rate (ONNX export) cannot be an alpha
-        return {name: params[name] - lr * grads[name] for name in params}
+def sgd_step(params: Params, grads: Params, lr: float) -> Params:
     return {name: torch.add(params[name], grads[name], alpha=-lr) for name in params}
 
 
-def adapt(params: Params, x: torch.Tensor, y: torch.Tensor, steps: int,
-          lr: float | torch.Tensor) -> Params:
+def adapt(params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float) -> Params:
     """U^(steps): plain gradient descent on each task's support MSE."""
     for _ in range(steps):
-        params = sgd_step(params, loss_and_grad(params, x, y)[1], lr)
+        params = sgd_step(params, loss_grad_cache(params, x, y, with_loss=False)[1], lr)
     return params

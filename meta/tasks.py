@@ -19,9 +19,6 @@ class TaskBatch(NamedTuple):
     query_x: torch.Tensor    # [T, Q, 1] data the adapted model is judged on ("test")
     query_y: torch.Tensor
 
-    def to(self, device: torch.device | str) -> "TaskBatch":
-        return TaskBatch(*(t.to(device, non_blocking=True) for t in self))
-
 
 @dataclass(frozen=True)
 class SinusoidFamily:

@@ -10,8 +10,8 @@ The outer optimiser then steps θ with the mean over tasks.
 
 H_i v is computed with the network's hand-written Hessian-vector product
 (meta.model.hessian_vector_product), reusing the activations of the inner
-step's backward pass: no autograd graph is built at all. tests/test_algorithms.py
-holds it against torch.autograd with create_graph=True.
+step's backward pass: no autograd graph is built at all. tests/test_meta.py
+holds it against torch.autograd (test_hessian_vector_product_matches_autograd).
 """
 from __future__ import annotations
 
