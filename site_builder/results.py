@@ -6,8 +6,8 @@ own, for example
 
     <!-- results:table -->
 
-``stage_results`` (called by ``site.stage_docs`` on the staged copy of docs/)
-replaces every such marker with Markdown built here from the manifest and each
+``render`` (called for each staged page by ``generated.stage_pages``, the
+mechanism every generated block goes through) replaces every such marker with Markdown built here from the manifest and each
 model's ``<name>.results.json``, and renders the figures those blocks show into
 ``assets/figures/``. The source docs/ never changes, and MkDocs only sees plain
 Markdown. Blocks (see ``BLOCKS``):
@@ -40,7 +40,7 @@ from . import atomic
 from .config import EVAL_MAX_STEPS, EVAL_SHOTS, MODELS, PROFILES
 from .errors import BuildFailure
 from .figures import INK, SVG_RC, svg_bytes
-from .site import FIGURES_DIR
+from .generated import FIGURES_DIR, Staging
 
 MSE_FIGURE = f"{FIGURES_DIR}/results-mse-vs-steps.svg"
 TRAINING_FIGURE = f"{FIGURES_DIR}/results-training.svg"
@@ -701,3 +701,11 @@ def stage_results(exported: Path, entries: list[dict], docs: Path,
         atomic.write_text(path, render_page(text, Context(models, docs, page)))
         pages.append(page)
     return pages
+
+
+def render(text: str, staging: Staging, page: str) -> str:
+    """The generated-blocks entry point (site_builder.generated): the page with
+    its results markers replaced; the models are read once per build."""
+    if "results" not in staging.cache:
+        staging.cache["results"] = collect(staging.exported, staging.entries)
+    return render_page(text, Context(staging.cache["results"], staging.docs, page))

@@ -15,13 +15,11 @@ import tempfile
 from pathlib import Path
 
 from .errors import BuildFailure
+from .generated import FIGURES_DIR, MODELS_DIR, VENDOR_DIR, Staging, stage_pages
 from .manifest import MANIFEST
 
 log = logging.getLogger("site_builder")
 
-MODELS_DIR = "assets/models"
-FIGURES_DIR = "assets/figures"
-VENDOR_DIR = "assets/vendor"
 #: Folders under docs/ that only the build fills (they are git-ignored; a stale
 #: local copy must not leak into the staged docs).
 GENERATED_DIRS = ("generated", VENDOR_DIR, MODELS_DIR)
@@ -44,7 +42,6 @@ def stage_docs(repo_root: Path, exported: Path, entries: list[dict], work_docs: 
     """Fill work_docs with docs/ plus the manifest, models, results, figures and
     the pinned browser libraries."""
     from .assets import copy_browser_assets
-    from .results import stage_results
 
     source = repo_root / "docs"
     if not (source / "index.md").is_file():
@@ -65,8 +62,8 @@ def stage_docs(repo_root: Path, exported: Path, entries: list[dict], work_docs: 
         for src, dest in site_files(entry):
             (work_docs / dest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(exported / src, work_docs / dest)
-    # The Results page's tables and figures, from the measured numbers.
-    stage_results(exported, entries, work_docs)
+    # Generated blocks (the Results page's tables and figures, ...), from what the build wrote.
+    stage_pages(Staging(repo_root, exported, entries, work_docs))
     copy_browser_assets(repo_root, work_docs / VENDOR_DIR)
 
 
