@@ -40,9 +40,10 @@ VENDOR_DIR = "assets/vendor"
 #: namespace -> module rendering its blocks (imported only when a page needs it).
 GENERATORS: dict[str, str] = {
     "results": "site_builder.results",
+    "bib": "site_builder.bibliography",
 }
 #: Namespaces whose module sees every page (inline syntax, not only markers).
-EVERY_PAGE: tuple[str, ...] = ()
+EVERY_PAGE: tuple[str, ...] = ("bib",)
 
 MARKER = re.compile(r"^<!--\s*([a-z][a-z0-9-]*):([A-Za-z0-9_-]+)\s*-->[ \t]*$", re.MULTILINE)
 
