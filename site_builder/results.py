@@ -20,7 +20,8 @@ Markdown. Blocks (see ``BLOCKS``):
     config           each model's training configuration
     training-figure  meta-loss against meta-iteration, and what it measures per algorithm
     time             training time, device and torch version
-    references       the works the blocks cite (their anchors are ref-<key>)
+    references       the works the blocks cite, from site_builder/references.bib
+                     (their anchors are ref-<key>)
 
 A model that is registered but not trained, not evaluated, or whose results
 file is missing or unreadable is named as such on the page; the build does not
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import atomic
+from . import atomic, bibliography
 from .config import EVAL_MAX_STEPS, EVAL_SHOTS, MODELS, PROFILES
 from .errors import BuildFailure
 from .figures import INK, SVG_RC, svg_bytes
@@ -52,42 +53,19 @@ MARKER = re.compile(r"^<!--\s*results:([A-Za-z0-9_-]+)\s*-->[ \t]*$", re.MULTILI
 
 # ------------------------------------------------------------------ citations
 
-@dataclass(frozen=True)
-class Reference:
-    cite: str        # how the text cites it
-    entry: str       # the bibliography entry (Markdown)
-
-
-REFERENCES: dict[str, Reference] = {
-    "finn2017": Reference(
-        "Finn et al., 2017",
-        "Chelsea Finn, Pieter Abbeel, Sergey Levine. *Model-Agnostic Meta-Learning for Fast "
-        "Adaptation of Deep Networks.* ICML 2017. [arXiv:1703.03400](https://arxiv.org/abs/1703.03400)"),
-    "li2017": Reference(
-        "Li et al., 2017",
-        "Zhenguo Li, Fengwei Zhou, Fei Chen, Hang Li. *Meta-SGD: Learning to Learn Quickly for "
-        "Few-Shot Learning.* 2017. [arXiv:1707.09835](https://arxiv.org/abs/1707.09835)"),
-    "nichol2018": Reference(
-        "Nichol et al., 2018",
-        "Alex Nichol, Joshua Achiam, John Schulman. *On First-Order Meta-Learning Algorithms.* "
-        "2018. [arXiv:1803.02999](https://arxiv.org/abs/1803.02999)"),
-    "rajeswaran2019": Reference(
-        "Rajeswaran et al., 2019",
-        "Aravind Rajeswaran, Chelsea Finn, Sham Kakade, Sergey Levine. *Meta-Learning with "
-        "Implicit Gradients.* NeurIPS 2019. [arXiv:1909.04630](https://arxiv.org/abs/1909.04630)"),
-}
 #: Always listed: the setup (Finn et al.) and the published numbers (Li et al.).
 BASE_REFERENCES = ("finn2017", "li2017")
 
 
 def cite(key: str) -> str:
-    return f"[{REFERENCES[key].cite}](#ref-{key})"
+    """A link to key's entry in this page's own reference list (from site_builder/references.bib)."""
+    return f"[{bibliography.reference(key).label}](#ref-{key})"
 
 
 @dataclass(frozen=True)
 class Algorithm:
     label: str
-    source: str          # key in REFERENCES
+    source: str          # key in site_builder/references.bib
     meta_loss: str       # what the training curve of this algorithm measures
 
 
@@ -124,7 +102,7 @@ class Published:
     steps: int
     mean: float
     ci95: float
-    source: str          # key in REFERENCES
+    source: str          # key in site_builder/references.bib
     where: str           # table or figure in the source
 
 
@@ -532,7 +510,7 @@ def block_references(ctx: Context) -> str:
         if source and source not in keys:
             keys.append(source)
     keys += [k for k in (p.source for p in PUBLISHED) if k not in keys]
-    return "\n".join(f"{i}. <span id=\"ref-{k}\"></span>{REFERENCES[k].entry}"
+    return "\n".join(f"{i}. {bibliography.item(bibliography.reference(k))}"
                      for i, k in enumerate(keys, 1))
 
 
@@ -615,7 +593,8 @@ def mse_vs_steps_svg(models: list[ModelResults]) -> bytes:
                 # Beside the step they belong to, so that our own point stays visible.
                 ax.errorbar([p.steps + 0.25 * (i + 1)], [p.mean], yerr=[p.ci95], fmt=marker,
                             markerfacecolor="none", color=INK, markersize=5, capsize=2,
-                            linewidth=1, label=f"{p.method}, published ({REFERENCES[p.source].cite})")
+                            linewidth=1,
+                            label=f"{p.method}, published ({bibliography.reference(p.source).label})")
                 low, high = min(low, p.mean - p.ci95), max(high, p.mean + p.ci95)
             ax.set_title(f"K = {k}")
             ax.set_xlabel("gradient steps")

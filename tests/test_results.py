@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from site_builder import manifest, results
+from site_builder import bibliography, manifest, results
 from site_builder.config import MODELS, REPO_ROOT, ModelSpec, sinusoid_config
 from site_builder.errors import BuildFailure
 from site_builder.results import (MSE_FIGURE, TRAINING_FIGURE, Context, collect, format_mse,
@@ -193,6 +193,13 @@ def test_page_states_protocol_config_time_and_references(synthetic, tmp_path):
     assert {"ref-finn2017", "ref-li2017"} <= anchors
     assert set(re.findall(r"\]\(#(ref-[a-z0-9]+)\)", page)) <= anchors
     assert "<!-- results:" not in page
+    # The list and the link texts come from the one .bib file, not typed here again.
+    finn, li = bibliography.reference("finn2017"), bibliography.reference("li2017")
+    assert f'1. <span id="ref-finn2017"></span>{finn.entry}\n' in page
+    assert f'2. <span id="ref-li2017"></span>{li.entry}' in page
+    assert "Chelsea Finn, Pieter Abbeel, and Sergey Levine. *Model-Agnostic Meta-Learning" in page
+    assert f"MAML ([{finn.label}](#ref-finn2017))" in page and li.label == "Li et al., 2017"
+    assert not hasattr(results, "REFERENCES")
 
 
 def test_figures_are_written_deterministic_and_linked(synthetic, tmp_path):
