@@ -2,4 +2,11 @@
 algorithms, one training loop, the evaluation protocol and ONNX export.
 
 Knows nothing about web sites; ``site_builder`` imports it, never the reverse.
+
+For reusing the exported models: ``load_params`` reads ``exported/<name>.pt``
+back into PyTorch, ``predict`` and ``fine_tune`` run one task with it (see
+``meta/weights.py``).
 """
+from .weights import fine_tune, load_params, predict
+
+__all__ = ["fine_tune", "load_params", "predict"]
