@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 #: Code whose output is the trained weights (not evaluation or export code, so
@@ -26,15 +27,27 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+#: A line that only marks a section for the pages' code listings
+#: (pymdownx.snippets, e.g. ``# --8<-- [start:meta_gradient]``): not code.
+_SNIPPET_MARKER = re.compile(rb"^[ \t]*# --8<-- \[(start|end):[A-Za-z0-9_-]+\][ \t]*\r?\n?", re.MULTILINE)
+
+
+def source_sha256(path: Path) -> str:
+    """sha256 of a source file without its snippet-marker lines, so that marking
+    a function for a page's listing does not make the models built from it stale."""
+    return hashlib.sha256(_SNIPPET_MARKER.sub(b"", path.read_bytes())).hexdigest()
+
+
 def source_hashes(repo_root: Path, patterns: tuple[str, ...]) -> dict[str, str]:
-    """{repo-relative path: sha256} for every file matching the glob patterns."""
+    """{repo-relative path: sha256 without snippet markers} for every file
+    matching the glob patterns."""
     files: dict[str, str] = {}
     for pattern in patterns:
         matches = sorted(repo_root.glob(pattern))
         if not matches:
             raise FileNotFoundError(f"no source file matches {pattern!r} under {repo_root}")
         for path in matches:
-            files[path.relative_to(repo_root).as_posix()] = file_sha256(path)
+            files[path.relative_to(repo_root).as_posix()] = source_sha256(path)
     return dict(sorted(files.items()))
 
 
