@@ -41,6 +41,7 @@ VENDOR_DIR = "assets/vendor"
 GENERATORS: dict[str, str] = {
     "results": "site_builder.results",
     "bib": "site_builder.bibliography",
+    "reuse": "site_builder.reuse",
 }
 #: Namespaces whose module sees every page (inline syntax, not only markers).
 EVERY_PAGE: tuple[str, ...] = ("bib",)
