@@ -102,6 +102,7 @@ class ActivationCache(NamedTuple):
     scale: float          # 2 / N: d(d_out)/d(output)
 
 
+# --8<-- [start:loss_grad_cache]
 def loss_grad_cache(params: Params, x: torch.Tensor, y: torch.Tensor,
                     with_loss: bool = True) -> tuple[torch.Tensor | None, Params, ActivationCache]:
     """Each task's MSE [T] (None unless with_loss), its gradient with respect to
@@ -127,6 +128,7 @@ def loss_grad_cache(params: Params, x: torch.Tensor, y: torch.Tensor,
         "w3": _points_product(h2, d_out), "b3": d_out.sum(1),
     }
     return task_loss, grads, ActivationCache(x, h1, h2, d_out, d_z2, scale)
+# --8<-- [end:loss_grad_cache]
 
 
 def loss_and_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Params]:
@@ -135,6 +137,7 @@ def loss_and_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[tor
     return task_loss, grads
 
 
+# --8<-- [start:hessian_vector_product]
 def hessian_vector_product(params: Params, cache: ActivationCache, vector: Params) -> Params:
     """H v for each task, H the Hessian of the loss that ``cache`` came from.
 
@@ -160,6 +163,7 @@ def hessian_vector_product(params: Params, cache: ActivationCache, vector: Param
         "w3": _points_product(r_h2, d_out) + _points_product(h2, r_d_out),
         "b3": r_d_out.sum(1),
     }
+# --8<-- [end:hessian_vector_product]
 
 
 def flatten_tasks(params: Params) -> torch.Tensor:
