@@ -1,7 +1,7 @@
 """Copy the pinned browser libraries from node_modules/ into the staged site.
 
-The site serves onnxruntime-web and KaTeX from its own host (no CDN), and
-only the handful of files a page actually loads: the npm packages are
+The site serves onnxruntime-web, KaTeX and two d3 modules from its own host
+(no CDN), and only the handful of files a page actually loads: the npm packages are
 ~150 MB unpacked, the copied set is ~15 MB (almost all of it the one
 WebAssembly binary).
 
@@ -24,6 +24,9 @@ from .errors import BuildFailure
 # only other file it fetches is the .wasm binary (from env.wasm.wasmPaths).
 # KaTeX: the renderer, auto-render, the stylesheet and the fonts the
 # stylesheet refers to (added by _katex_fonts) plus the licence.
+# d3-array + d3-contour: the contour widgets' marching squares, as UMD bundles
+# (their ES builds import the bare specifier "d3-array", which a browser
+# cannot resolve); docs/javascripts/lib/d3.js injects them in this order.
 BROWSER_PACKAGES: dict[str, dict[str, str]] = {
     "onnxruntime-web": {
         "dist/ort.wasm.bundle.min.mjs": "ort.wasm.bundle.min.mjs",
@@ -33,6 +36,14 @@ BROWSER_PACKAGES: dict[str, dict[str, str]] = {
         "dist/katex.min.js": "katex.min.js",
         "dist/katex.min.css": "katex.min.css",
         "dist/contrib/auto-render.min.js": "contrib/auto-render.min.js",
+        "LICENSE": "LICENSE",
+    },
+    "d3-array": {
+        "dist/d3-array.min.js": "d3-array.min.js",
+        "LICENSE": "LICENSE",
+    },
+    "d3-contour": {
+        "dist/d3-contour.min.js": "d3-contour.min.js",
         "LICENSE": "LICENSE",
     },
 }
@@ -113,10 +124,10 @@ def planned_files(repo_root: Path) -> dict[Path, Path]:
 
 
 def copy_browser_assets(repo_root: Path, dest: Path) -> list[Path]:
-    """Copy the needed onnxruntime-web and KaTeX files into dest/onnxruntime-web/
-    and dest/katex/ (the build passes dest = <staged docs>/assets/vendor).
+    """Copy the needed files of each browser package into dest/<package>/ (the
+    build passes dest = <staged docs>/assets/vendor).
 
-    Files already identical in dest are left alone; files in those two folders
+    Files already identical in dest are left alone; files in those folders
     that are not part of the set are removed, so dest holds exactly the set.
     Returns the destination paths of every asset, sorted.
     """
