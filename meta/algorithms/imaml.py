@@ -25,6 +25,7 @@ OPTIONS: dict = {"lam": 1.0, "cg_steps": 5}
 MIN_RAYLEIGH = 0.01    # dᵀAd / dᵀd below this counts as no curvature (see conjugate_gradient)
 
 
+# --8<-- [start:conjugate_gradient]
 def conjugate_gradient(matvec, rhs: torch.Tensor, steps: int) -> torch.Tensor:
     """Solve A g = rhs for every task at once; rhs and g are [T, P], one row per task.
 
@@ -50,8 +51,10 @@ def conjugate_gradient(matvec, rhs: torch.Tensor, steps: int) -> torch.Tensor:
         direction = torch.addcmul(residual, beta, direction)
         res_sq = new_res_sq
     return solution
+# --8<-- [end:conjugate_gradient]
 
 
+# --8<-- [start:solve_proximal]
 def solve_proximal(params: Params, x: torch.Tensor, y: torch.Tensor, lam: float, lr: float,
                    steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Approximate ϕ = argmin_ϕ L(ϕ) + λ/2 ‖ϕ − θ‖² for every task: ``steps``
@@ -80,6 +83,7 @@ def solve_proximal(params: Params, x: torch.Tensor, y: torch.Tensor, lam: float,
         objective = torch.where(better.squeeze(1), cand_objective, objective)
         step_size = torch.where(better, step_size, step_size / 2)
     return phi, loss
+# --8<-- [end:solve_proximal]
 
 
 # --8<-- [start:meta_gradient]
