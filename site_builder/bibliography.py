@@ -104,7 +104,8 @@ def _venue(kind: str, f: dict[str, str]) -> str:
         if "booktitle" in f:
             parts.append(f"In {_markdown(f['booktitle'])}")
         if "series" in f:
-            parts.append(_markdown(f["series"]) + (f", vol. {f['volume']}" if "volume" in f else ""))
+            volume = f", vol. {f['volume']}" if "volume" in f else ""
+            parts.append(_markdown(f["series"]) + volume)
         if "pages" in f:
             parts.append(f"pp. {f['pages']}")
         if "publisher" in f:
@@ -241,7 +242,8 @@ def _split_fences(text: str) -> list[tuple[bool, str]]:
                 current.append(line)
         else:
             current.append(line)
-            if re.fullmatch(rf"[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*", line.rstrip("\r\n")):
+            closing = rf"[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*"
+            if re.fullmatch(closing, line.rstrip("\r\n")):
                 pieces.append((True, "".join(current)))
                 current, fence = [], None
     pieces.append((fence is not None, "".join(current)))   # an unclosed fence runs to the end
@@ -258,7 +260,8 @@ def _split_inline(text: str) -> list[tuple[bool, str]]:
         if closing is None:             # no closing run: the backticks are literal
             search = opening.end()
             continue
-        pieces += [(False, text[start:opening.start()]), (True, text[opening.start():closing.end()])]
+        pieces += [(False, text[start:opening.start()]),
+                   (True, text[opening.start():closing.end()])]
         start = search = closing.end()
     pieces.append((False, text[start:]))
     return pieces

@@ -58,7 +58,7 @@ BASE_REFERENCES = ("finn2017", "li2017")
 
 
 def cite(key: str) -> str:
-    """A link to key's entry in this page's own reference list (from site_builder/references.bib)."""
+    """A link to key's entry in this page's own list (the .bib file's label and entry)."""
     return f"[{bibliography.reference(key).label}](#ref-{key})"
 
 
@@ -593,8 +593,8 @@ def mse_vs_steps_svg(models: list[ModelResults]) -> bytes:
                 # Beside the step they belong to, so that our own point stays visible.
                 ax.errorbar([p.steps + 0.25 * (i + 1)], [p.mean], yerr=[p.ci95], fmt=marker,
                             markerfacecolor="none", color=INK, markersize=5, capsize=2,
-                            linewidth=1,
-                            label=f"{p.method}, published ({bibliography.reference(p.source).label})")
+                            linewidth=1, label=f"{p.method}, published "
+                                                f"({bibliography.reference(p.source).label})")
                 low, high = min(low, p.mean - p.ci95), max(high, p.mean + p.ci95)
             ax.set_title(f"K = {k}")
             ax.set_xlabel("gradient steps")
