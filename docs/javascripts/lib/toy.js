@@ -1,0 +1,129 @@
+// The toy graphs of the loss-landscape widgets (meta/toy_export.py), run by
+// name through the shared ONNX runner.
+//
+//   const graph = await loadToyGraph("toy-meta");
+//   const out = await graph.run({ theta: [0.5, 0.5], task_params: TOY_TASKS.flat(),
+//                                 inner_lr: 0.1, inner_steps: 1, lam: 0, cg_steps: 10 });
+//   out.trajectory.data   // Float32Array; out.trajectory.dims = [T, S+1, 2]
+//   at(out.trajectory, t, s)   // Float32Array [2] of ϕ_s of task t
+//
+// Feeds are {name: number | number[] | Float32Array | {data, dims}}. Without
+// explicit dims, the shape comes from the manifest entry's "graph" inputs:
+// fixed sizes are checked, and one named dimension (G, T, …) is whatever makes
+// the length fit. Every input is float32 (step counts too).
+//
+//   const grid = gridPoints([0, 1], [0, 1], 61);   // {points, nx, ny, x, y}
+//   grid.points: Float32Array [nx·ny·2] of (x, y), x varying fastest — the
+//   layout lib/contour.js's draw() reads values in.
+//
+//   const update = latest(async () => { …run, draw… });
+//   update();   // runs now, or once more after the run in progress (never two at once)
+//
+// The task pairs and the plane of the series are in the manifest entry's
+// "task" field (entry.task.tasks, entry.task.x); TOY_TASKS and TOY_PLANE are
+// the same numbers for pages that need them before the manifest arrives.
+import { findModel, modelUrl } from "./manifest.js";
+import { checkSignature, loadSession, runGraph } from "./ort-runner.js";
+import { WidgetError } from "./site.js";
+
+export const TOY_TASKS = [[0.3, 0.05], [0.83, 0.75]];
+export const TOY_PLANE = [[0, 1], [0, 1]];
+
+/** A toy graph by manifest name: {entry, session, run(feeds)}. */
+export async function loadToyGraph(name) {
+  const entry = await findModel(name);
+  const signature = entry.graph;
+  if (!signature?.inputs || !signature?.outputs) {
+    throw new WidgetError(`the model "${name}" has no graph signature in the model list.`);
+  }
+  const session = await loadSession(modelUrl(entry));
+  checkSignature(session, signature.inputs.map((i) => i.name), signature.outputs.map((o) => o.name));
+  return {
+    entry,
+    session,
+    run: (feeds) => runGraph(session, shapeFeeds(name, signature.inputs, feeds)),
+  };
+}
+
+/** {name: value} -> {name: {data, dims}} for runGraph, dims from the signature. */
+export function shapeFeeds(graphName, inputs, feeds) {
+  const shaped = {};
+  for (const spec of inputs) {
+    const value = feeds[spec.name];
+    if (value === undefined) throw new Error(`${graphName}: no value for input ${spec.name}`);
+    if (value && typeof value === "object" && "dims" in value && "data" in value) {
+      shaped[spec.name] = value;
+      continue;
+    }
+    const data = typeof value === "number" ? [value] : value;
+    shaped[spec.name] = { data, dims: inferDims(graphName, spec, data.length) };
+  }
+  return shaped;
+}
+
+function inferDims(graphName, spec, length) {
+  const fixed = spec.shape.reduce((p, d) => (typeof d === "number" ? p * d : p), 1);
+  const named = spec.shape.filter((d) => typeof d !== "number");
+  if (named.length > 1) throw new Error(`${graphName}: give dims for ${spec.name} (shape [${spec.shape}])`);
+  if (named.length === 0 ? length !== fixed : length % fixed !== 0 || length === 0) {
+    throw new Error(`${graphName}: ${length} values do not fit ${spec.name} of shape [${spec.shape}]`);
+  }
+  return spec.shape.map((d) => (typeof d === "number" ? d : length / fixed));
+}
+
+/** One slice of an output along its leading indices: at(out.trajectory, t, s) -> [2]. */
+export function at(output, ...index) {
+  let offset = 0;
+  let size = output.data.length;
+  index.forEach((i, k) => {
+    size /= output.dims[k];
+    offset += i * size;
+  });
+  return output.data.subarray(offset, offset + size);
+}
+
+/** An n × n grid of points over [x0, x1] × [y0, y1] (x fastest), as a graph feeds it. */
+export function gridPoints([x0, x1], [y0, y1], n, ny = n) {
+  const points = new Float32Array(n * ny * 2);
+  for (let j = 0; j < ny; j++) {
+    for (let i = 0; i < n; i++) {
+      points[2 * (j * n + i)] = x0 + ((x1 - x0) * i) / (n - 1);
+      points[2 * (j * n + i) + 1] = y0 + ((y1 - y0) * j) / (ny - 1);
+    }
+  }
+  return { points, nx: n, ny, x: [x0, x1], y: [y0, y1] };
+}
+
+/**
+ * Wrap an async job so that calls while it runs collapse into one more run
+ * afterwards: a drag that moves faster than the graph runs only ever waits
+ * for the newest state. Returns a function that resolves when the state it
+ * was called for has been drawn.
+ */
+export function latest(job) {
+  let running = null;
+  let again = false;
+  const loop = async () => {
+    try {
+      do {
+        again = false;
+        await job();
+      } while (again);
+    } finally {
+      running = null;
+    }
+  };
+  return () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = loop();
+    return running;
+  };
+}
+
+/** Format a point as "(0.30, 0.05)". */
+export function formatPoint(p, digits = 2) {
+  return `(${p[0].toFixed(digits)}, ${p[1].toFixed(digits)})`;
+}
