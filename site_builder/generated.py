@@ -40,6 +40,7 @@ VENDOR_DIR = "assets/vendor"
 #: namespace -> module rendering its blocks (imported only when a page needs it).
 GENERATORS: dict[str, str] = {
     "results": "site_builder.results",
+    "intro": "site_builder.intro",          # before bib: its table cites sources
     "bib": "site_builder.bibliography",
     "reuse": "site_builder.reuse",
 }
