@@ -160,6 +160,39 @@ export function slider({ label, min, max, step, value, format = String, onInput,
   return { element, input };
 }
 
+/**
+ * A slider over values spread evenly on a log scale from lo to hi
+ * (`perDecade` positions per factor of ten, each value rounded to two
+ * significant digits so that what the reader sees is what is used),
+ * optionally preceded by exactly 0 at its first position: for a strength such
+ * as iMAML's λ, whose interesting values span decades and whose 0 means "off".
+ * The native input holds integer positions, so keys, touch and Home/End work
+ * as on any slider; onInput and format receive the value, not the position.
+ * Returns {element, input, value(), positionOf(v), valueAt(position)}.
+ */
+export function logSlider({
+  label, lo, hi, perDecade = 4, zero = false, value, format = String, onInput, className = "",
+}) {
+  const first = zero ? 1 : 0;
+  const last = first + Math.round(Math.log10(hi / lo) * perDecade);
+  const valueAt = (position) => {
+    if (zero && position <= 0) return 0;
+    const p = Math.min(last, Math.max(first, Math.round(position)));
+    return Number((lo * 10 ** ((p - first) / perDecade)).toPrecision(2));
+  };
+  const positionOf = (v) => {
+    if (zero && !(v > 0)) return 0;
+    const p = Math.round(Math.log10(v / lo) * perDecade) + first;
+    return Math.min(last, Math.max(first, Number.isFinite(p) ? p : first));
+  };
+  const control = slider({
+    label, min: 0, max: last, step: 1, value: positionOf(value), className,
+    format: (position) => format(valueAt(position)),
+    onInput: (position) => onInput?.(valueAt(position)),
+  });
+  return { ...control, value: () => valueAt(Number(control.input.value)), positionOf, valueAt };
+}
+
 /** A focusable button. */
 export function button({ label, title = "", onClick, className = "" }) {
   const b = htmlElement("button", { type: "button", class: `widget-button ${className}`.trim(), title: title || false }, label);
