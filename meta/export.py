@@ -34,6 +34,29 @@ OPSET = 20
 INPUT_NAMES = ("support_x", "support_y", "query_x", "inner_lr")
 OUTPUT_NAMES = ("query_y", "support_loss")
 
+
+def io_spec(name: str, shape: list, meaning: str, dtype: str = "float32") -> dict:
+    """One input or output as the manifest's "graph" field documents it; shape
+    entries are sizes or names of dynamic dimensions."""
+    return {"name": name, "type": dtype, "shape": shape, "meaning": meaning}
+
+
+#: The adaptation graph's inputs and outputs (the manifest's "graph"; S is the
+#: entry's "steps").
+SIGNATURE = {
+    "inputs": [
+        io_spec("support_x", ["N", 1], "support inputs x; N ≥ 0 points (N = 0: no adaptation)"),
+        io_spec("support_y", ["N", 1], "support targets y"),
+        io_spec("query_x", ["M", 1], "where to predict; M ≥ 1 points"),
+        io_spec("inner_lr", [], "learning rate of the adaptation steps"),
+    ],
+    "outputs": [
+        io_spec("query_y", ["S+1", "M", 1],
+                "predictions after 0, 1, …, S plain gradient steps on the support MSE"),
+        io_spec("support_loss", ["S+1"], "support MSE before each step and after the last"),
+    ],
+}
+
 #: Every operator type the adaptation graph may contain: plain arithmetic,
 #: matrix products, ReLU and its mask, reductions, and the few shape operators
 #: that turn the number of support points into the divisor of the mean.
@@ -215,19 +238,12 @@ def _strip_metadata(model) -> None:
             node.doc_string = ""
 
 
-def build_onnx_model(params: Params, steps: int = 10):
-    """The adaptation graph as an in-memory, checked ``onnx.ModelProto``."""
+def export_module(module: nn.Module, example_inputs: tuple, input_names, output_names,
+                  dynamic_shapes: dict, what: str):
+    """Export ``module`` with the dynamo exporter into a checked, metadata-free
+    ``onnx.ModelProto`` (every graph of the project goes through here)."""
     import onnx
 
-    module = SinusoidAdaptation(params, steps).eval()
-    num_support = torch.export.Dim("N", min=0)
-    num_query = torch.export.Dim("M", min=1)
-    dynamic_shapes = {
-        "support_x": {0: num_support},
-        "support_y": {0: num_support},
-        "query_x": {0: num_query},
-        "inner_lr": {},
-    }
     # The exporter reports its progress on stdout and through logging/warnings;
     # none of it is useful to a build log, so keep it out unless export fails.
     captured = io.StringIO()
@@ -239,12 +255,12 @@ def build_onnx_model(params: Params, steps: int = 10):
         with contextlib.redirect_stdout(captured), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                module, _example_inputs(), dynamo=True, external_data=False,
-                input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                module.eval(), example_inputs, dynamo=True, external_data=False,
+                input_names=list(input_names), output_names=list(output_names),
                 dynamic_shapes=dynamic_shapes, opset_version=OPSET, verbose=False,
             )
     except Exception as error:
-        raise RuntimeError(f"ONNX export of the sinusoid adaptation graph failed: {error}\n"
+        raise RuntimeError(f"ONNX export of the {what} graph failed: {error}\n"
                            f"exporter output:\n{captured.getvalue()}") from error
     finally:
         for lg, level in zip(loggers, levels):
@@ -256,11 +272,24 @@ def build_onnx_model(params: Params, steps: int = 10):
     return model
 
 
-def export_sinusoid(params: Params, path: str | os.PathLike, steps: int = 10) -> dict:
-    """Write the adaptation graph to ``path`` atomically (temporary file in the
-    same folder, then rename). Returns {"path", "bytes", "ops", "steps"}."""
+def build_onnx_model(params: Params, steps: int = 10):
+    """The adaptation graph as an in-memory, checked ``onnx.ModelProto``."""
+    num_support = torch.export.Dim("N", min=0)
+    num_query = torch.export.Dim("M", min=1)
+    dynamic_shapes = {
+        "support_x": {0: num_support},
+        "support_y": {0: num_support},
+        "query_x": {0: num_query},
+        "inner_lr": {},
+    }
+    return export_module(SinusoidAdaptation(params, steps), _example_inputs(), INPUT_NAMES,
+                         OUTPUT_NAMES, dynamic_shapes, "sinusoid adaptation")
+
+
+def write_model(model, path: str | os.PathLike) -> dict:
+    """Write an ``onnx.ModelProto`` to ``path`` atomically (temporary file in the
+    same folder, then rename). Returns {"path", "bytes", "ops"}."""
     path = Path(path)
-    model = build_onnx_model(params, steps)
     data = model.SerializeToString(deterministic=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -275,20 +304,22 @@ def export_sinusoid(params: Params, path: str | os.PathLike, steps: int = 10) ->
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return {"path": str(path), "bytes": len(data), "steps": steps,
+    return {"path": str(path), "bytes": len(data),
             "ops": sorted({node.op_type for node in model.graph.node})}
+
+
+def export_sinusoid(params: Params, path: str | os.PathLike, steps: int = 10) -> dict:
+    """Write the adaptation graph to ``path`` atomically. Returns {"path",
+    "bytes", "ops", "steps"}."""
+    return {**write_model(build_onnx_model(params, steps), path), "steps": steps}
 
 
 _SESSIONS: dict[tuple[str, int, int], object] = {}
 
 
-def run_onnx(path: str | os.PathLike, support_x, support_y, query_x,
-             inner_lr) -> tuple[np.ndarray, np.ndarray]:
-    """Run an exported adaptation graph with onnxruntime on the CPU.
-
-    Inputs are array-likes ([N,1], [N,1], [M,1], scalar); returns
-    (query_y [S+1, M, 1], support_loss [S+1]) as float32 numpy arrays.
-    """
+def onnx_session(path: str | os.PathLike):
+    """An onnxruntime CPU session (one thread) for the graph at ``path``, kept
+    while the file is unchanged."""
     import onnxruntime as ort
 
     path = os.fspath(path)
@@ -301,6 +332,17 @@ def run_onnx(path: str | os.PathLike, support_x, support_y, query_x,
         options.intra_op_num_threads = 1
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         _SESSIONS[key] = session
+    return session
+
+
+def run_onnx(path: str | os.PathLike, support_x, support_y, query_x,
+             inner_lr) -> tuple[np.ndarray, np.ndarray]:
+    """Run an exported adaptation graph with onnxruntime on the CPU.
+
+    Inputs are array-likes ([N,1], [N,1], [M,1], scalar); returns
+    (query_y [S+1, M, 1], support_loss [S+1]) as float32 numpy arrays.
+    """
+    session = onnx_session(path)
     feeds = {
         "support_x": _as_points("support_x", support_x),
         "support_y": _as_points("support_y", support_y),

@@ -137,9 +137,24 @@ def run_stages(options: BuildOptions, names: list[str] | None = None,
         outcomes, errors = _run_in_process(
             [replace(job, progress=None, log_progress=not terminal) for job in jobs])
     report = BuildReport(ran={o.name: o.ran for o in outcomes})
-    if outcomes:
+    updated = {o.name: o.entry for o in outcomes}
+    # The toy problems' graphs and figures (nothing to train) go with the
+    # export and figures stages of a whole build.
+    toy_stages = tuple(s for s in stages if s in ("export", "figures"))
+    if toy_stages and not errors and names == list(MODELS):
+        from .toy_stage import run_toy_stages
+
         exported.mkdir(parents=True, exist_ok=True)
-        report.manifest_changed = manifest.write(exported, old, {o.name: o.entry for o in outcomes})
+        try:
+            toy_entries, toy_ran = run_toy_stages(exported, options.repo_root, recorded, toy_stages)
+        except Exception as exc:
+            errors.append(f"toy problems: {type(exc).__name__}: {exc}")
+        else:
+            updated.update(toy_entries)
+            report.ran["toy problems"] = toy_ran
+    if updated:
+        exported.mkdir(parents=True, exist_ok=True)
+        report.manifest_changed = manifest.write(exported, old, updated)
     for name in names:
         if name in report.ran:
             done = ", ".join(report.ran[name]) or "nothing (all up to date)"
@@ -157,9 +172,8 @@ def build(options: BuildOptions) -> BuildReport:
     options = options.validate()
     started = time.perf_counter()
     report = run_stages(options, stages=STAGES)
-    entries = manifest.entries_by_name(manifest.read(options.exported))
-    build_site(options.repo_root, options.exported, [entries[n] for n in MODELS],
-               options.site_dir)
+    entries = manifest.read(options.exported)["models"]
+    build_site(options.repo_root, options.exported, entries, options.site_dir)
     report.site_dir = options.site_dir
     report.seconds = time.perf_counter() - started
     log.info("built %s in %.1f s", options.site_dir, report.seconds)

@@ -32,6 +32,8 @@ PARITY_SEED = 12345
 
 
 def _file_problems(exported: Path, name: str, record: dict) -> list[str]:
+    if not record.get("file") or not record.get("sha256"):
+        return [f"{name}: the manifest records a file without its name or sha256"]
     path = exported / record["file"]
     if not path.is_file():
         return [f"{name}: {record['file']} is missing from {exported}"]
@@ -97,6 +99,32 @@ def _stale_notes(repo_root: Path, entry: dict) -> list[str]:
     return []
 
 
+def _check_toy_graphs(exported: Path, entries: dict[str, dict]) -> list[str]:
+    """The toy graphs: files as recorded, and ONNX against PyTorch (float64) on
+    the settings the widgets use (meta.toy_export.parity_feeds)."""
+    from meta.toy_export import GRAPHS, parity_error as toy_parity_error
+
+    problems = []
+    for name in GRAPHS:
+        entry = entries.get(name)
+        if entry is None:
+            problems.append(f"{name}: not in the manifest; run `maml-site build`")
+            continue
+        records = [{"file": entry.get("file"), "sha256": entry.get("sha256")}]
+        records += list(entry.get("figures") or [])
+        file_problems = [p for r in records for p in _file_problems(exported, name, r)]
+        problems += file_problems
+        if file_problems:
+            continue
+        error = toy_parity_error(exported / entry["file"], name)
+        if error > PARITY_TOLERANCE:
+            problems.append(f"{name}: ONNX and PyTorch differ by {error:.3g} (> {PARITY_TOLERANCE:g}); "
+                            "run `maml-site export`")
+        else:
+            log.info("%s: files match the manifest; ONNX vs PyTorch max error %.2g", name, error)
+    return problems
+
+
 def check(exported: Path, repo_root: Path) -> list[str]:
     """Log what was checked; raise BuildFailure listing every problem found.
     Returns notes (stale inputs) that are not failures."""
@@ -135,6 +163,7 @@ def check(exported: Path, repo_root: Path) -> list[str]:
         else:
             log.info("%s: files match the manifest; ONNX vs PyTorch max error %.2g", name, error)
         notes += _stale_notes(repo_root, entry)
+    problems += _check_toy_graphs(exported, entries)
     if problems:
         raise BuildFailure("check failed:\n  " + "\n  ".join(problems))
     for note in notes:

@@ -18,7 +18,8 @@ MANIFEST = "manifest.json"
 #: The fields contracts.md requires of every entry.
 CONTRACT_FIELDS = ("name", "algorithm", "task", "file", "sha256", "inner_lr", "steps", "train",
                    "metrics")
-ENTRY_ORDER = CONTRACT_FIELDS + ("weights", "results", "figure", "training", "inputs")
+ENTRY_ORDER = CONTRACT_FIELDS + ("graph", "weights", "results", "figure", "figures", "training",
+                                  "inputs")
 
 
 def read(exported: Path) -> dict:
@@ -39,6 +40,13 @@ def read(exported: Path) -> dict:
     return manifest
 
 
+def entry_order() -> list[str]:
+    """The manifest's entries in order: the registered models, then the toy graphs."""
+    from .toy_stage import graph_names
+
+    return list(MODELS) + graph_names()
+
+
 def entries_by_name(manifest: dict) -> dict[str, dict]:
     return {m["name"]: m for m in manifest["models"] if isinstance(m, dict) and "name" in m}
 
@@ -54,5 +62,5 @@ def write(exported: Path, old: dict, updated: dict[str, dict]) -> bool:
     entries = {**entries_by_name(old), **updated}
     manifest = {"format": FORMAT,
                 **{k: v for k, v in old.items() if k not in ("format", "models")},
-                "models": [_ordered(entries[name]) for name in MODELS if name in entries]}
+                "models": [_ordered(entries[name]) for name in entry_order() if name in entries]}
     return atomic.write_if_changed(exported / MANIFEST, atomic.dumps_json(manifest).encode("utf-8"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import manifest
 from .build import build
-from .config import MODELS, BuildOptions
+from .config import BuildOptions
 from .errors import ConfigError
 from .site import run_mkdocs, stage_docs
 
@@ -50,8 +50,7 @@ def serve(options: BuildOptions, port: int = 8000) -> None:
         docs = Path(work) / "docs"
 
         def rebuild() -> None:
-            entries = manifest.entries_by_name(manifest.read(options.exported))
-            stage_docs(repo, options.exported, [entries[n] for n in MODELS], docs)
+            stage_docs(repo, options.exported, manifest.read(options.exported)["models"], docs)
             run_mkdocs(repo, docs, site_dir)
 
         server = LiveReloadServer(builder=rebuild, host=HOST, port=port, root=str(site_dir))

@@ -32,9 +32,9 @@ def site_files(entry: dict) -> list[tuple[str, str]]:
         files.append((entry["file"], f"{MODELS_DIR}/{entry['file']}"))
     if "results" in entry:
         files.append((entry["results"]["file"], f"{MODELS_DIR}/{entry['results']['file']}"))
-    if "figure" in entry:
-        files.append((entry["figure"]["file"],
-                      f"{FIGURES_DIR}/{Path(entry['figure']['file']).name}"))
+    figures = [entry["figure"]] if "figure" in entry else []
+    for record in figures + list(entry.get("figures") or []):
+        files.append((record["file"], f"{FIGURES_DIR}/{Path(record['file']).name}"))
     return files
 
 
@@ -63,7 +63,10 @@ def stage_docs(repo_root: Path, exported: Path, entries: list[dict], work_docs: 
             (work_docs / dest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(exported / src, work_docs / dest)
     # Generated blocks (the Results page's tables and figures, ...), from what the build wrote.
-    stage_pages(Staging(repo_root, exported, entries, work_docs))
+    from .config import MODELS
+
+    models = [e for e in entries if e.get("name") in MODELS]
+    stage_pages(Staging(repo_root, exported, models, work_docs))
     copy_browser_assets(repo_root, work_docs / VENDOR_DIR)
 
 

@@ -244,9 +244,11 @@ def run_model(job: ModelJob) -> ModelOutcome:
     params = checkpoint["params"]
     training = {"seconds": checkpoint["seconds"], "device": checkpoint["device"],
                 "torch": checkpoint["torch"], "compiled": checkpoint.get("compiled", False)}
+    from meta.export import SIGNATURE
+
     entry.update(name=job.name, algorithm=spec.algorithm, task=SINUSOID.describe(),
                  inner_lr=inner_lr, steps=EXPORT_STEPS, train=checkpoint["config"],
-                 training=training)
+                 graph=SIGNATURE, training=training)
     hashes = downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
 
     def stale(stage: str) -> bool:
