@@ -3,7 +3,8 @@
 What the quiz needs from them: enough alphabets, characters and hands; the
 same pictures for the same seed, byte for byte; hands that really draw
 differently; characters of one alphabet that really differ; a site copy
-small enough to serve and quick enough to build.
+small enough to serve and quick enough to build. The tests that draw the
+site's full set (a few seconds) are marked slow.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def _ink01(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float64) / 255.0
 
 
+@pytest.mark.slow
 def test_counts_and_shape(ink):
     alphabets, characters, hands, height, width = ink.shape
     assert alphabets >= 20 and characters >= 20 and hands >= 5
@@ -36,6 +38,7 @@ def test_counts_and_shape(ink):
     assert ink.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_every_drawing_has_ink_and_stays_in_its_cell(ink):
     amount = ink.reshape(*ink.shape[:3], -1).astype(np.float64).sum(-1) / 255.0
     # At least a short stroke's worth of ink (a 48 px cell holds 2304 pixels).
@@ -52,6 +55,7 @@ def test_same_seed_same_array_other_seed_other_array():
     assert np.abs(first.astype(int) - other.astype(int)).mean() > 10
 
 
+@pytest.mark.slow
 def test_an_alphabet_does_not_depend_on_how_many_are_drawn(ink):
     np.testing.assert_array_equal(glyphs.generate(glyphs.GLYPH_SEED, alphabets=2), ink[:2])
 
@@ -62,6 +66,7 @@ def test_any_resolution_for_a_training_step():
     assert small.max() == 255
 
 
+@pytest.mark.slow
 def test_hands_draw_each_character_differently(ink):
     worst = 1.0
     for a, c in itertools.product(range(ink.shape[0]), range(ink.shape[1])):
@@ -83,6 +88,7 @@ def _blurred_unit_vectors(ink: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return smooth / np.linalg.norm(smooth, axis=-1, keepdims=True)
 
 
+@pytest.mark.slow
 def test_rounds_are_answerable_but_not_by_matching_pixels(ink):
     """20-way 1-shot rounds answered by the most similar blurred picture (one
     hand's drawings as the support set, another's as queries). Far above chance
@@ -114,6 +120,7 @@ def test_characters_share_their_alphabets_parts():
         assert len(glyphs._style(glyphs._rng(glyphs.GLYPH_SEED, 0, a)).parts) <= 8 < strokes
 
 
+@pytest.mark.slow
 def test_site_files_are_small_quick_and_byte_identical(tmp_path):
     started = time.perf_counter()
     files = glyphs.site_files.__wrapped__(glyphs.GLYPH_SEED)      # not the process cache
@@ -137,6 +144,7 @@ def test_site_files_are_small_quick_and_byte_identical(tmp_path):
         assert (folder / entry["file"]).read_bytes() == files[entry["file"]]
 
 
+@pytest.mark.slow
 def test_a_sheet_has_a_row_per_hand_and_a_column_per_character(ink):
     from io import BytesIO
 

@@ -39,6 +39,7 @@ def test_published_accuracies_are_cited_and_in_publication_order():
     assert (maml["way5"], maml["way20"], maml["source"]) == (98.7, 95.8, "finn2017")
 
 
+@pytest.mark.slow
 def test_the_staged_page_gets_figures_data_and_a_cited_table(staging):
     text = render_page(PAGE, staging, "index.md")
     docs = staging.docs
@@ -56,6 +57,7 @@ def test_the_staged_page_gets_figures_data_and_a_cited_table(staging):
     assert "| MAML | 2017 | 98.7 % | 95.8 % |" in text
 
 
+@pytest.mark.slow
 def test_static_figures_are_byte_identical_between_builds(tmp_path):
     first = Staging(Path("."), tmp_path, [], tmp_path / "a")
     second = Staging(Path("."), tmp_path, [], tmp_path / "b")
