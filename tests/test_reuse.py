@@ -401,7 +401,11 @@ def test_the_built_page_shows_each_snippet_exactly_and_the_graphs_table(built_si
     page = (built_site / "use-the-models" / "index.html").read_text(encoding="utf-8")
     assert "reuse:graphs" not in page
     for entry in json.loads((quick_build.exported / "manifest.json").read_text())["models"]:
-        assert f'<a href="../assets/models/{entry["file"]}"><code>{entry["file"]}</code></a>' in page
+        if (built_site / MODELS_DIR / entry["file"]).is_file():     # linked where the site serves it
+            assert f'<a href="../assets/models/{entry["file"]}"><code>{entry["file"]}</code></a>' in page
+        assert f"<code>{entry['name']}</code>" in page
+        for port in [*entry.get("graph", {}).get("inputs", []), *entry.get("graph", {}).get("outputs", [])]:
+            assert f"<td><code>{port['name']}</code></td>" in page, f"{entry['name']}: {port['name']} not shown"
 
 
 def _html_host() -> str:
