@@ -11,7 +11,10 @@ const ORT_WASM = new URL("ort-wasm-simd-threaded.wasm", ORT_DIR);
 
 let ortPromise = null;
 const sessions = new Map();       // model URL -> Promise<InferenceSession>
-const queues = new WeakMap();     // session -> promise of its last run
+// One queue for every session: the single-threaded WebAssembly backend is not
+// re-entrant, and two sessions' runs overlapping (two widgets on one page)
+// fail inside onnxruntime-web ("Cannot read properties of null").
+let lastRun = Promise.resolve();
 
 /** The onnxruntime-web module, configured for a static host. */
 export function loadOrt() {
@@ -70,7 +73,7 @@ export function checkSignature(session, inputs, outputs) {
 
 /**
  * Run a session on float32 inputs given as {name: {data: number[] | Float32Array, dims}}.
- * Runs of one session are queued (one at a time); resolves to
+ * Runs are queued, one at a time across all sessions; resolves to
  * {name: {data: Float32Array, dims: number[]}} for every output.
  */
 export async function runGraph(session, inputs) {
@@ -79,9 +82,8 @@ export async function runGraph(session, inputs) {
   for (const [name, { data, dims }] of Object.entries(inputs)) {
     feeds[name] = new ort.Tensor("float32", Float32Array.from(data), dims);
   }
-  const previous = queues.get(session) ?? Promise.resolve();
-  const run = previous.then(() => session.run(feeds));
-  queues.set(session, run.catch(() => {}));
+  const run = lastRun.then(() => session.run(feeds));
+  lastRun = run.catch(() => {});
   const results = await run;
   const outputs = {};
   for (const [name, tensor] of Object.entries(results)) {
