@@ -45,11 +45,14 @@ def _parser() -> _Parser:
         p.add_argument("--jobs", type=_integer, default=None,
                        help="models trained in parallel processes (default: min(2, CPU count))")
         p.add_argument("--seed", type=_integer, default=0, help="training seed (default: 0)")
+        p.add_argument("--project", type=Path, default=None,
+                       help="the project's root folder (default: the one holding the current "
+                            "folder, found by its mkdocs.yml beside pyproject.toml)")
         p.add_argument("--exported", type=Path, default=None,
-                       help="folder of the exported models (default: exported/ in the repository)")
+                       help="folder of the exported models (default: exported/ in the project)")
         if site:
             p.add_argument("--site-dir", type=Path, default=None,
-                           help="where the site is written (default: site/ in the repository)")
+                           help="where the site is written (default: site/ in the project)")
         if retrain:
             p.add_argument("--retrain", action="store_true",
                            help="train even where the exported weights are up to date")
@@ -74,17 +77,29 @@ def _parser() -> _Parser:
 
 
 def _options(args: argparse.Namespace):
-    from .config import BuildOptions
+    from .config import MODELS, BuildOptions, find_project
 
+    project = find_project(args.project if args.project is not None else Path.cwd(),
+                           given=args.project is not None)
     given = {"profile": args.profile, "device": args.device, "seed": args.seed,
-             "retrain": getattr(args, "retrain", False)}
+             "retrain": getattr(args, "retrain", False), "repo_root": project,
+             "exported": project / "exported", "site_dir": project / "site"}
     if args.jobs is not None:
         given["jobs"] = args.jobs
     if args.exported is not None:
         given["exported"] = args.exported
     if getattr(args, "site_dir", None) is not None:
         given["site_dir"] = args.site_dir
-    return BuildOptions(**given).validate()
+    options = BuildOptions(**given).validate()
+    if (args.command in ("build", "serve") and not options.retrain
+            and not (options.exported / "manifest.json").is_file()):
+        # Never start minutes of training by surprise (a mistyped --exported).
+        raise ConfigError(
+            f"exported folder {str(options.exported)!r} holds no models (no manifest.json), so "
+            f"the build would first train all {len(MODELS)} from scratch (minutes on a CPU with "
+            f"--profile paper: about 2.5 on 2 cores); allowed: --retrain to train them, or "
+            f"--exported a folder that holds models")
+    return options
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -94,6 +109,10 @@ def run(argv: list[str] | None = None) -> int:
 
     if args.command == "train":
         check_model(args.name)
+    if args.command == "serve":
+        from .serve import check_port
+
+        check_port(args.port)          # before anything else is checked or started
     options = _options(args)
     if args.command == "build":
         pipeline.build(options)

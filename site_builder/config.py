@@ -19,6 +19,7 @@ allowed.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -161,6 +162,39 @@ def check_model(name: str) -> ModelSpec:
         raise ConfigError(f"unknown model {name!r}; allowed: {_allowed(MODELS)}") from None
 
 
+def find_project(start: Path, given: bool = False) -> Path:
+    """The project a command works on: ``start`` or the nearest folder above it
+    that holds mkdocs.yml beside pyproject.toml (as git and MkDocs look for
+    theirs). With ``given`` (the --project option) only ``start`` itself counts."""
+    start = Path(start).expanduser().resolve()
+    candidates = [start] if given else [start, *start.parents]
+    for folder in candidates:
+        if (folder / "mkdocs.yml").is_file() and (folder / "pyproject.toml").is_file():
+            return folder
+    if given:
+        raise ConfigError(f"project folder {str(start)!r} is not a maml-site project (no mkdocs.yml "
+                          "beside pyproject.toml); allowed: the root folder of a checkout")
+    raise ConfigError(f"no maml-site project in {str(start)!r} or any folder above it (a project has "
+                      "mkdocs.yml beside pyproject.toml); run inside a checkout or pass --project DIR")
+
+
+def _writable(path: Path, what: str) -> None:
+    """Raise ConfigError unless ``path`` could be created and written: probe the
+    nearest folder that exists with a temporary folder (removed at once)."""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} cannot be created: {str(existing)!r} is a file; "
+                          "allowed: a folder you can write to")
+    try:
+        probe = tempfile.mkdtemp(prefix=".maml-site-probe-", dir=existing)
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(path)!r} cannot be written ({exc.strerror or exc} in "
+                          f"{str(existing)!r}); allowed: a folder you can write to") from None
+    os.rmdir(probe)
+
+
 def _is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -211,6 +245,8 @@ class BuildOptions:
             if _is_within(folder, site) or (what != "the repository" and _is_within(site, folder)):
                 raise ConfigError(f"site folder {str(site)!r} overlaps {what}; allowed: a folder "
                                   "that holds nothing but the built site")
+        _writable(exported, "exported folder")
+        _writable(site, "site folder")
         if site.exists():
             if not site.is_dir():
                 raise ConfigError(f"site folder {str(site)!r} is a file; allowed: a folder")

@@ -24,7 +24,8 @@ log = logging.getLogger("site_builder")
 HOST = "127.0.0.1"
 
 
-def _check_port(port: int) -> None:
+def check_port(port: int) -> None:
+    """ConfigError unless port is a valid, free port on 127.0.0.1."""
     if not 1 <= port <= 65535:
         raise ConfigError(f"port must be from 1 to 65535, got {port}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -42,7 +43,7 @@ def serve(options: BuildOptions, port: int = 8000) -> None:
     # "Detected file changes", "Reloading browsers": worth seeing while serving.
     logging.getLogger("mkdocs.livereload").setLevel(logging.INFO)
     options = options.validate()
-    _check_port(port)
+    check_port(port)
     build(options)
     repo, site_dir = options.repo_root, options.site_dir
 

@@ -155,3 +155,67 @@ def test_parity_check_skips_only_the_steps_where_descent_blew_up():
     # Overshoot (loss above twice the start) and everything after it is skipped.
     assert _stable_steps(np.array([1.0, 0.5, 2.5, 0.1])).tolist() == [True, True, False, False]
     assert _stable_steps(np.array([0.3, np.inf, np.nan])).tolist() == [True, False, False]
+
+
+# ------------------------------------------------------------ the right project
+
+def _copy_project(target):
+    """A second copy of the repository (as `cp -r` would make it), sharing node_modules."""
+    skip = {".git", ".venv", "node_modules", "site", "__pycache__", ".pytest_cache"}
+    shutil.copytree(REPO_ROOT, target, ignore=lambda folder, names: [n for n in names if n in skip])
+    (target / "node_modules").symlink_to(REPO_ROOT / "node_modules")
+    return target
+
+
+@pytest.mark.slow
+def test_commands_work_on_the_project_of_the_current_folder(run_cli, tmp_path, monkeypatch):
+    copy = _copy_project(tmp_path / "second-copy")
+    graph = copy / "exported" / "maml-sinusoid.onnx"
+    graph.write_bytes(graph.read_bytes()[:-1] + b"\0")        # damaged in the copy only
+    monkeypatch.chdir(copy / "docs")                           # anywhere inside the copy
+    status, _, err = run_cli("check", dirs=False)
+    assert status == 1 and "maml-sinusoid: maml-sinusoid.onnx has sha256" in err
+    # The same command in the original checkout reads the original (intact) files.
+    status, _, err = run_cli("check", "--project", str(REPO_ROOT), dirs=False)
+    assert status == 0, err
+    # A build inside the copy writes the copy's site/, and nothing in the repository.
+    graph.write_bytes((REPO_ROOT / "exported" / "maml-sinusoid.onnx").read_bytes())
+    repo_site = REPO_ROOT / "site" / "index.html"
+    before = repo_site.stat().st_mtime_ns if repo_site.exists() else None
+    status, _, err = run_cli("build", dirs=False)
+    assert status == 0, err
+    assert (copy / "site" / "index.html").is_file()
+    assert (repo_site.stat().st_mtime_ns if repo_site.exists() else None) == before
+
+
+def test_outside_any_project_the_command_says_so(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_cli("check", dirs=False)
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1 and "no maml-site project in" in err and "--project" in err
+    status, _, err = run_cli("build", "--project", str(tmp_path), dirs=False)
+    assert status == 2 and "is not a maml-site project" in err and "mkdocs.yml" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["--site-dir", "--exported"])
+def test_a_folder_that_cannot_be_written_is_a_usage_error(run_cli, tmp_path, option):
+    argv = ["build", option, "/proc/maml-site-test/x", "--retrain"]
+    if option == "--site-dir":
+        argv += ["--exported", str(tmp_path / "exported")]
+    else:
+        argv += ["--site-dir", str(tmp_path / "site")]
+    status, _, err = run_cli(*argv, dirs=False)
+    assert status == 2, err
+    assert len(err.splitlines()) == 1 and "cannot be written" in err
+    assert "/proc/maml-site-test/x" in err and "allowed: a folder you can write to" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_exported_folder_does_not_start_training_by_surprise(run_cli, tmp_path):
+    status, out, err = run_cli("build", "--exported", str(tmp_path / "new" / "models"),
+                               "--site-dir", str(tmp_path / "site"), dirs=False)
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1
+    assert "holds no models" in err and "--retrain" in err and "minutes" in err
+    assert list(tmp_path.iterdir()) == []
