@@ -7,6 +7,9 @@ import { showWidgetError } from "./lib/site.js";
 // One module per widget kind, loaded only on pages that use it.
 const WIDGETS = {
   "sine-fit": () => import("./widgets/sine-fit.js"),
+  "proximal-loss": () => import("./widgets/proximal-loss.js"),
+  "implicit-gradient": () => import("./widgets/implicit-gradient.js"),
+  "meta-gradients": () => import("./widgets/meta-gradients.js"),
   "few-shot-quiz": () => import("./widgets/few-shot-quiz.js"),
   "few-shot-map": () => import("./widgets/few-shot-map.js"),
   "omniglot-accuracy": () => import("./widgets/omniglot-accuracy.js"),
