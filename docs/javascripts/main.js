@@ -7,6 +7,10 @@ import { showWidgetError } from "./lib/site.js";
 // One module per widget kind, loaded only on pages that use it.
 const WIDGETS = {
   "sine-fit": () => import("./widgets/sine-fit.js"),
+  "accumulated-loss": () => import("./widgets/accumulated-loss.js"),
+  "will-it-work": () => import("./widgets/will-it-work.js"),
+  "reptile-interpolation": () => import("./widgets/reptile-interpolation.js"),
+  "curvature": () => import("./widgets/curvature.js"),
   "proximal-loss": () => import("./widgets/proximal-loss.js"),
   "implicit-gradient": () => import("./widgets/implicit-gradient.js"),
   "meta-gradients": () => import("./widgets/meta-gradients.js"),

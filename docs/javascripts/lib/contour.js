@@ -15,9 +15,11 @@
 //   className   CSS class of the group (default "contours"; bands get
 //               "contours__band"), inserted at the bottom of plot.layers.data.
 // Non-finite values never reach the SVG: they are left out of the thresholds
-// and drawn as the highest (NaN, +∞) or lowest (−∞) band. Each band carries
-// its level in the CSS variable --level (0 lowest … 1 highest), so the colour
-// ramp lives in widgets.css and follows the light and dark palettes.
+// and drawn as the highest (NaN, +∞) or lowest (−∞) band. A base rectangle
+// (level 0, class "contours__band contours__base") fills the extent under the
+// bands; band k of n (the region above its threshold) has level (k + 1)/n in
+// the CSS variable --level, so the colour ramp lives in widgets.css and
+// follows the light and dark palettes.
 // contours.thresholds is the list last drawn.
 import { loadD3 } from "./d3.js";
 import { svgElement } from "./plot.js";
@@ -67,6 +69,13 @@ export async function createContours(plot, { thresholds = "quantile", levels = 1
       layer.thresholds = levelsUsed;
       group.replaceChildren();
       group.dataset.levels = String(levelsUsed.length);
+      const [px0, px1] = [plot.x(x0), plot.x(x1)].sort((p, q) => p - q);
+      const [py0, py1] = [plot.y(y0), plot.y(y1)].sort((p, q) => p - q);
+      const base = svgElement("rect", {
+        class: `${className}__band ${className}__base`,
+        x: px0.toFixed(1), y: py0.toFixed(1), width: (px1 - px0).toFixed(1), height: (py1 - py0).toFixed(1),
+      }, group);
+      base.style.setProperty("--level", "0");
       if (levelsUsed.length === 0) return;
       const top = levelsUsed[levelsUsed.length - 1];
       const bottom = levelsUsed[0];
@@ -80,7 +89,7 @@ export async function createContours(plot, { thresholds = "quantile", levels = 1
         const d = multiPolygonPath(band.coordinates, sx, sy);
         if (!d) return;
         const path = svgElement("path", { class: `${className}__band`, d }, group);
-        path.style.setProperty("--level", (levelsUsed.length > 1 ? k / (levelsUsed.length - 1) : 0.5).toFixed(3));
+        path.style.setProperty("--level", ((k + 1) / levelsUsed.length).toFixed(3));
         path.dataset.value = String(band.value);
       });
     },

@@ -19,11 +19,18 @@
 //   const update = latest(async () => { …run, draw… });
 //   update();   // runs now, or once more after the run in progress (never two at once)
 //
+//   const plot = createPlanePlot(container, { title: "Task 1", label: "…" });
+//   a square plot of the plane [0, 1]² (or x/y domains given), axes a and b,
+//   a title above; markPoint(plot, [a, b], "toy-optimum") adds a circle, and
+//   placeMarker(plot, node, [a, b]) moves a circle or text (hidden where the
+//   point is not finite, pinned to ±10⁴ px far outside: never NaN in the SVG).
+//
 // The task pairs and the plane of the series are in the manifest entry's
 // "task" field (entry.task.tasks, entry.task.x); TOY_TASKS and TOY_PLANE are
 // the same numbers for pages that need them before the manifest arrives.
 import { findModel, modelUrl } from "./manifest.js";
 import { checkSignature, loadSession, runGraph } from "./ort-runner.js";
+import { createPlot, drawAxes, svgElement } from "./plot.js";
 import { WidgetError } from "./site.js";
 
 export const TOY_TASKS = [[0.3, 0.05], [0.83, 0.75]];
@@ -126,4 +133,44 @@ export function latest(job) {
 /** Format a point as "(0.30, 0.05)". */
 export function formatPoint(p, digits = 2) {
   return `(${p[0].toFixed(digits)}, ${p[1].toFixed(digits)})`;
+}
+
+/** A square plot of a plane with axes (a, b by default) and a title above it. */
+export function createPlanePlot(container, {
+  x = TOY_PLANE[0], y = TOY_PLANE[1], title = "", label = "", size = 340, xLabel = "a", yLabel = "b",
+} = {}) {
+  const margin = { top: title ? 26 : 12, right: 14, bottom: 36, left: 44 };
+  const plot = createPlot(container, {
+    // A square plot area, so that distances in a and b look alike.
+    width: size, height: size - margin.left - margin.right + margin.top + margin.bottom,
+    margin, xDomain: x, yDomain: y, label,
+  });
+  drawAxes(plot, { xLabel, yLabel });
+  // The axis names sit inside the frame: keep them above the contours.
+  plot.layers.overlay.prepend(...plot.layers.grid.querySelectorAll(".widget-axis-label"));
+  if (title) {
+    svgElement("text", { class: "toy-panel-title", x: plot.area.left, y: 16 }, plot.layers.grid).textContent = title;
+  }
+  return plot;
+}
+
+/** A marker (circle) at a point of the plane, in the data layer; returns the circle. */
+export function markPoint(plot, point, className, r = 6) {
+  const circle = svgElement("circle", { class: className, cx: 0, cy: 0, r }, plot.layers.data);
+  placeMarker(plot, circle, point);
+  return circle;
+}
+
+/** Move a circle (cx, cy) or any other node (x, y) to a point of the plane. */
+export function placeMarker(plot, node, [px, py]) {
+  const sx = plot.x(px);
+  const sy = plot.y(py);
+  if (!Number.isFinite(sx) || !Number.isFinite(sy)) {
+    node.style.display = "none";
+    return;
+  }
+  const circle = node.tagName === "circle";
+  node.style.display = "";
+  node.setAttribute(circle ? "cx" : "x", Math.max(-1e4, Math.min(1e4, sx)).toFixed(2));
+  node.setAttribute(circle ? "cy" : "y", Math.max(-1e4, Math.min(1e4, sy)).toFixed(2));
 }
