@@ -373,3 +373,16 @@ def test_accumulated_slider_ends_and_palettes(page, log, site_url):
     assert colours["default"] != colours["slate"]
     assert len(set(colours["default"])) == 3, "the bands should differ in colour by level"
     log.assert_clean()
+
+
+def test_d3_is_loaded_once_and_only_where_contours_are_drawn(page, log, site_url):
+    page.goto(site_url)                                   # the Introduction: widgets, but no contours
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(500)
+    assert not [u for u in log.requests if "/assets/vendor/d3-" in u]
+    open_widget(page, site_url, WILL)
+    page.wait_for_selector(ACCUMULATED + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
+    d3 = sorted(u.split("/assets/vendor/")[1] for u in log.requests if "/assets/vendor/d3-" in u)
+    assert d3 == ["d3-array/d3-array.min.js", "d3-contour/d3-contour.min.js"]
+    assert page.evaluate("typeof window.d3.contours") == "function"
+    log.assert_clean()
