@@ -24,7 +24,8 @@ import {
 const GRID = 61;
 const TASK = 1;                      // index into the manifest's task list
 const MAX_STEPS = 5;
-const DEFAULTS = { theta: [0.2, 0.3], innerLr: 0.2, steps: 3, beta: 0.5 };
+// The state of the build's static figure (site_builder/toy_figures.py), so both show the same picture.
+const DEFAULTS = { theta: [0.2, 0.8], innerLr: 0.3, steps: 3, beta: 0.5 };
 const MAX_LR = 1;                   // past 2/3 the steps overshoot on this loss (Hessian eigenvalues up to ~3)
 
 export async function mount(root) {
