@@ -17,7 +17,7 @@
 // The CG slider only picks an iterate: the graph returns all of them.
 //
 // For tests and outside tools the element carries data-state ("loading" |
-// "busy" | "ready" | "error"); element.implicitGradient.drawn is what is
+// "busy" | "ready" | "error"); element.toyWidget.drawn is what is
 // shown: {task, theta, lam, steps, lr, cg, phi, iterates: [[gx, gy] per
 // iteration 0…C], exact, distance, scale}.
 import { createArrow } from "../lib/arrow.js";
@@ -63,7 +63,8 @@ class ImplicitGradient {
     this.result = null;          // the graph's answer for the settings in result.settings
     this.drawn = null;
     this.update = latest(() => this.run());
-    root.implicitGradient = this;
+    root.toyWidget = this;
+    this.frames = 0;             // draws so far (tests wait for the next one)
   }
 
   async build() {
@@ -217,6 +218,7 @@ class ImplicitGradient {
     this.drawn = {
       task, theta, lam: settings.lam, steps, lr: settings.lr, cg, phi, iterates, exact, distance, scale, diverged,
     };
+    this.frames += 1;
     this.root.dataset.cg = String(cg);
     this.root.dataset.task = String(task);
     this.readout.textContent = describe(this.drawn, radius);

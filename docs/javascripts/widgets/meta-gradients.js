@@ -17,7 +17,7 @@
 // arrows compare directions and each card prints its vector's length.
 //
 // For tests and outside tools the element carries data-state ("loading" |
-// "busy" | "ready" | "error"); element.metaGradients.drawn is what is shown:
+// "busy" | "ready" | "error"); element.toyWidget.drawn is what is shown:
 // {theta, tasks, methods: {maml: {on, settings, gradient: [gx, gy]}, …}}.
 import { createArrow } from "../lib/arrow.js";
 import { createContours } from "../lib/contour.js";
@@ -70,7 +70,8 @@ class MetaGradients {
     this.version = 0;
     this.drawn = null;
     this.update = latest(() => this.run());
-    root.metaGradients = this;
+    root.toyWidget = this;
+    this.frames = 0;             // draws so far (tests wait for the next one)
   }
 
   get tasks() {
@@ -202,6 +203,7 @@ class MetaGradients {
         this.drawMethod(method, theta, gradient);
       }
       this.drawn = { theta, tasks, methods };
+      this.frames += 1;
       this.readout.textContent = describe(this.drawn, this.methods);
       if (version === this.version) this.root.dataset.state = "ready";
     } catch (err) {

@@ -13,7 +13,7 @@
 // slider whose first position is exactly 0, the plain task losses.
 //
 // For tests and outside tools the element carries data-state ("loading" |
-// "busy" | "ready" | "error"); element.proximalLoss.drawn is what the panels
+// "busy" | "ready" | "error"); element.toyWidget.drawn is what the panels
 // show now: {theta, lam, minimisers: [[a, b] per task]}.
 import { createContours } from "../lib/contour.js";
 import { createHandle } from "../lib/handle.js";
@@ -49,7 +49,8 @@ class ProximalLoss {
     this.version = 0;
     this.drawn = null;
     this.update = latest(() => this.run());
-    root.proximalLoss = this;
+    root.toyWidget = this;
+    this.frames = 0;             // draws so far (tests wait for the next one)
   }
 
   async build() {
@@ -72,6 +73,7 @@ class ProximalLoss {
       });
       this.panels.push({ plot, contours, minimum, handle });
     }
+    this.plots = this.panels.map((panel) => panel.plot);
     this.lamSlider = logSlider({
       label: "Proximal strength λ", className: "proximal-loss-lam", ...LAMBDA, value: this.lam,
       format: formatLambda, onInput: (v) => { this.lam = v; this.request(); },
@@ -118,6 +120,7 @@ class ProximalLoss {
         return point;
       });
       this.drawn = { theta, lam, minimisers };
+      this.frames += 1;
       this.readout.textContent = describe(lam, theta, minimisers);
       if (version === this.version) this.root.dataset.state = "ready";
     } catch (err) {
