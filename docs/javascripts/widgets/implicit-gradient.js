@@ -144,6 +144,13 @@ class ImplicitGradient {
     this.draw();
   }
 
+  /** The contours of the chosen task's loss (they depend on nothing else). */
+  drawContours(task) {
+    if (this.contourTask === task) return;
+    this.contours.draw({ values: this.taskLoss[task], ...this.grid });
+    this.contourTask = task;
+  }
+
   set(name, value) {
     this.settings[name] = value;
     this.request();
@@ -183,7 +190,7 @@ class ImplicitGradient {
     const task = this.settings.task;
     const cg = this.settings.cg;
     const theta = settings.theta;
-    this.contours.draw({ values: this.taskLoss[task], ...this.grid });
+    this.drawContours(task);
 
     const steps = Math.round(settings.steps);
     const path = Array.from({ length: steps + 1 }, (_, k) => Array.from(at(out.prox_trajectory, task, k)));

@@ -66,7 +66,7 @@ class ProximalLoss {
       plot.svg.classList.add("toy-widget__frame");
       const contours = await createContours(plot, { thresholds: "log", levels: 12 });
       markPoint(plot, optimum, "toy-optimum");
-      const minimum = markPoint(plot, this.theta, "toy-point--minimum proximal-loss__minimum", 5);
+      const minimum = markPoint(plot, this.theta, "toy-point--minimum proximal-loss__minimum", 6);
       const handle = createHandle(plot, {
         value: this.theta, label: "θ", live: this.live,
         onMove: (p) => this.moveTheta(p, t),
