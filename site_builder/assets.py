@@ -22,8 +22,8 @@ from .errors import BuildFailure
 # npm package -> files (relative to the package root) -> path under dest/<package>/.
 # onnxruntime-web: the ES-module bundle inlines the WebAssembly glue, so the
 # only other file it fetches is the .wasm binary (from env.wasm.wasmPaths).
-# KaTeX: the renderer, auto-render, the stylesheet and the fonts the
-# stylesheet refers to (added by _katex_fonts) plus the licence.
+# KaTeX: the stylesheet and the fonts it refers to (added by _katex_fonts)
+# plus the licence; the math itself is typeset at build time (mathrender.py).
 # d3-array + d3-contour: the contour widgets' marching squares, as UMD bundles
 # (their ES builds import the bare specifier "d3-array", which a browser
 # cannot resolve); docs/javascripts/lib/d3.js injects them in this order.
@@ -33,9 +33,7 @@ BROWSER_PACKAGES: dict[str, dict[str, str]] = {
         "dist/ort-wasm-simd-threaded.wasm": "ort-wasm-simd-threaded.wasm",
     },
     "katex": {
-        "dist/katex.min.js": "katex.min.js",
         "dist/katex.min.css": "katex.min.css",
-        "dist/contrib/auto-render.min.js": "contrib/auto-render.min.js",
         "LICENSE": "LICENSE",
     },
     "d3-array": {

@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import BuildFailure
 from .generated import FIGURES_DIR, MODELS_DIR, VENDOR_DIR, Staging, stage_pages
 from .manifest import MANIFEST
+from .mathrender import render_site_math
 
 log = logging.getLogger("site_builder")
 
@@ -103,6 +104,8 @@ def run_mkdocs(repo_root: Path, docs_dir: Path, site_dir: Path) -> None:
                 build(config)
             finally:
                 config.plugins.on_shutdown()
+            # KaTeX in the build, so pages ship typeset math and not the script.
+            render_site_math(repo_root, fresh)
         except MkDocsException as exc:
             details = "".join(f"\n  {line}" for line in warnings.lines)
             raise BuildFailure(f"MkDocs failed: {exc.format_message()}{details}") from exc

@@ -17,13 +17,15 @@ def test_copies_only_the_files_pages_load(tmp_path):
     files = copy_browser_assets(REPO, tmp_path)
     names = {p.relative_to(tmp_path).as_posix() for p in files}
     assert {"onnxruntime-web/ort.wasm.bundle.min.mjs", "onnxruntime-web/ort-wasm-simd-threaded.wasm",
-            "katex/katex.min.js", "katex/katex.min.css", "katex/contrib/auto-render.min.js",
+            "katex/katex.min.css",
             "d3-array/d3-array.min.js", "d3-array/LICENSE",
             "d3-contour/d3-contour.min.js", "d3-contour/LICENSE"} <= names
     # Only what a page loads: d3's UMD bundles, not their ES or unminified builds.
     assert {n for n in names if n.startswith("d3-")} == {
         "d3-array/d3-array.min.js", "d3-array/LICENSE", "d3-contour/d3-contour.min.js", "d3-contour/LICENSE"}
     assert not any(n.endswith(".md") for n in names)          # a README would become a page
+    # The math is typeset at build time: KaTeX's script is not shipped.
+    assert not any(n.startswith("katex/") and n.endswith(".js") for n in names)
     fonts = {n for n in names if n.startswith("katex/fonts/")}
     css = (tmp_path / "katex/katex.min.css").read_text()
     assert fonts and all(Path(f).name in css for f in fonts)

@@ -36,7 +36,7 @@ CONTRACT_FIELDS = ("name", "algorithm", "task", "file", "sha256", "inner_lr", "s
                    "metrics")
 VENDOR_FILES = ("onnxruntime-web/ort.wasm.bundle.min.mjs",
                 "onnxruntime-web/ort-wasm-simd-threaded.wasm",
-                "katex/katex.min.js", "katex/katex.min.css", "katex/contrib/auto-render.min.js")
+                "katex/katex.min.css")
 
 
 def _files(folder: Path) -> dict[str, int]:

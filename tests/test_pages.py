@@ -105,3 +105,5 @@ def test_a_reader_can_visit_every_page_without_errors_or_other_hosts(page, site_
         errors = [w.get_attribute("data-widget") for w in page.locator("[data-widget][data-state='error']").all()]
         assert errors == [], f"widgets that could not start on /{path}: {errors}"
     log.assert_clean()
+    # The math came typeset from the build: no page fetched KaTeX's script.
+    assert not [url for url in log.requests if "katex" in url and url.endswith(".js")]

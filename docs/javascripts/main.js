@@ -1,4 +1,4 @@
-// Page start-up: typeset the math with KaTeX and mount every widget.
+// Page start-up: mount every widget (the math was typeset by the build).
 //
 // Material's instant navigation swaps page content without reloading, and
 // emits the new document on document$; everything is (re)done there.
@@ -18,24 +18,6 @@ const WIDGETS = {
   "few-shot-map": () => import("./widgets/few-shot-map.js"),
   "omniglot-accuracy": () => import("./widgets/omniglot-accuracy.js"),
 };
-
-function renderMath(root) {
-  if (typeof window.renderMathInElement !== "function") {
-    console.warn("KaTeX auto-render is not loaded; formulas stay as TeX source.");
-    return;
-  }
-  // pymdownx.arithmatex (generic mode) wraps each formula in .arithmatex
-  // with \( \) or \[ \] delimiters; render only those elements.
-  for (const element of root.querySelectorAll(".arithmatex")) {
-    window.renderMathInElement(element, {
-      delimiters: [
-        { left: "\\(", right: "\\)", display: false },
-        { left: "\\[", right: "\\]", display: true },
-      ],
-      throwOnError: false,
-    });
-  }
-}
 
 function mountWidgets(root) {
   for (const element of root.querySelectorAll("[data-widget]")) {
@@ -66,7 +48,6 @@ function mountWidgets(root) {
 }
 
 function start() {
-  renderMath(document.body);
   mountWidgets(document.body);
 }
 
