@@ -178,7 +178,7 @@ def collect(exported: Path, entries: list[dict], names: list[str] | None = None)
     models = []
     for name in (list(MODELS) if names is None else names):
         entry = by_name.get(name)
-        if entry is None or "weights" not in entry:
+        if entry is None:
             models.append(ModelResults(name, problem="not trained yet"))
             continue
         record = entry.get("results")

@@ -345,25 +345,21 @@ def test_the_built_results_page_shows_the_manifest_numbers(quick_build):
 def test_the_site_builds_strict_when_models_have_no_results(quick_build, tmp_path, monkeypatch):
     """A newly registered model that was never trained and a model whose
     evaluation is missing are named on the page; MkDocs (strict) still passes."""
-    monkeypatch.setitem(MODELS, "reptile-sinusoid", ModelSpec(
-        "reptile-sinusoid", "reptile",
+    monkeypatch.setitem(MODELS, "new-sinusoid", ModelSpec(
+        "new-sinusoid", "reptile",
         lambda profile, seed: sinusoid_config("reptile", profile, seed, inner_steps=5)))
     entries = manifest.entries_by_name(manifest.read(quick_build.exported))
     pretrained = {k: v for k, v in entries["pretrained-sinusoid"].items()
                   if k not in ("results", "metrics")}
-    # The other pages still show every model's static figure and the toy
-    # figures, so those files stay; the reptile entry keeps nothing else.
-    untrained = {"name": "reptile-sinusoid", "figure": entries["reptile-sinusoid"]["figure"]}
-    staged = [pretrained, entries["maml-sinusoid"], untrained] + [
-        e for name, e in entries.items() if name not in MODELS]
-    staged += [entries[n] for n in ("fomaml-sinusoid", "imaml-sinusoid")]
+    staged = [pretrained] + [e for name, e in entries.items() if name != "pretrained-sinusoid"]
     site = tmp_path / "site"
     build_site(REPO_ROOT, quick_build.exported, staged, site)
     html = (site / "results" / "index.html").read_text(encoding="utf-8")
     assert "Some models have no results yet" in html
     assert "pretrained-sinusoid</code>: trained but not evaluated yet." in html
-    assert "reptile-sinusoid</code>: not trained yet." in html
+    assert "new-sinusoid</code>: not trained yet." in html
     table = next(t for t in _parse_page(site).tables if t and t[0][-1] == "10 steps")
-    assert [r[1] for r in table[1:] if r[0] == "5"] == ["maml-sinusoid", "MAML", "Meta-SGD"]
+    assert [r[1] for r in table[1:] if r[0] == "5"] == [
+        "maml-sinusoid", "fomaml-sinusoid", "reptile-sinusoid", "imaml-sinusoid", "MAML", "Meta-SGD"]
     assert (site / MSE_FIGURE).is_file()
     shutil.rmtree(site)
