@@ -59,7 +59,8 @@ def frames(widget) -> int:
 def wait_until(page, widget, condition: str, arg=None):
     """Wait until the widget is idle and `condition` (JS of el, d = drawn state, arg) holds."""
     page.wait_for_function(
-        f"([el, arg]) => {{ const d = el.toyWidget.drawn; return el.dataset.state === 'ready' && ({condition}); }}",
+        f"([el, arg]) => {{ const d = el.toyWidget.drawn; "
+        f"return el.dataset.state === 'ready' && ({condition}); }}",
         arg=[widget.element_handle(), arg], timeout=READY_TIMEOUT_MS)
 
 
@@ -95,7 +96,9 @@ def nonfinite_attributes(widget) -> list[str]:
         const bad = [];
         for (const node of el.querySelectorAll('svg, svg *')) {
             for (const attr of node.attributes) {
-                if (/NaN|Infinity/.test(attr.value)) bad.push(`${node.tagName}.${attr.name}=${attr.value.slice(0, 60)}`);
+                if (/NaN|Infinity/.test(attr.value)) {
+                    bad.push(`${node.tagName}.${attr.name}=${attr.value.slice(0, 60)}`);
+                }
             }
         }
         return bad;
@@ -132,6 +135,11 @@ def grid_points() -> torch.Tensor:
 
 def tasks(rows=toy.TOY_TASKS) -> torch.Tensor:
     return torch.tensor(rows, dtype=D)
+
+
+def one_theta(theta) -> torch.Tensor:
+    """θ (a list or an array) as the [1, 2] tensor meta.toy takes."""
+    return torch.as_tensor(np.asarray(theta, dtype=float).reshape(1, 2), dtype=D)
 
 
 # ---------------------------------------------------------------- proximal loss
@@ -178,7 +186,8 @@ def test_arrow_keys_move_theta_in_both_panels_and_announce_it(page, log, site_ur
     for t in (0, 1):
         transform = widget.locator("g.toy-handle").nth(t).get_attribute("transform")
         expected = to_pixels(widget, [theta], t)[0]
-        np.testing.assert_allclose([float(v) for v in transform[len("translate("):-1].split(",")], expected, atol=0.01)
+        moved_to = [float(v) for v in transform[len("translate("):-1].split(",")]
+        np.testing.assert_allclose(moved_to, expected, atol=0.01)
     proximal = toy.landscape(grid_points(), tasks(), torch.tensor(theta, dtype=D), 1.0)
     points = grid_points().numpy()
     for t, minimiser in enumerate(drawn(widget)["minimisers"]):
@@ -192,7 +201,7 @@ def test_arrow_keys_move_theta_in_both_panels_and_announce_it(page, log, site_ur
 def implicit_reference(theta, task, lr, steps, lam, cg_steps=toy.TOY_CG_STEPS):
     """PyTorch: ϕ after `steps` proximal steps from θ, the CG iterates and the exact implicit gradient."""
     task_t = tasks([task])
-    path, _ = toy.adapt(torch.tensor([theta], dtype=D), task_t, lr, steps, lam=lam)
+    path, _ = toy.adapt(one_theta(theta), task_t, lr, steps, lam=lam)
     phi = path[:, :, steps]                                           # [1, 1, 2]
     cg = toy.implicit_gradient_cg(phi, task_t, lam, cg_steps)[0, 0]
     exact = toy.implicit_gradient_exact(phi, task_t, lam)[0, 0]
@@ -273,7 +282,7 @@ def test_a_tap_moves_theta_and_the_adapted_point_follows(browser, site_url):  # 
 def method_reference(theta, task_rows, lr, steps, lam=0.0, cg_steps=0):
     """PyTorch: the task means of the four methods' meta-gradients at θ (float64)."""
     t = tasks(task_rows)
-    th = torch.tensor([theta], dtype=D)
+    th = one_theta(theta)
     unrolled = toy.unroll(th, t, lr, steps)
     path, _, grads, _ = unrolled
     prox, _ = toy.adapt(th, t, lr, steps, lam=lam)

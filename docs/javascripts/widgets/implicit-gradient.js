@@ -91,7 +91,9 @@ class ImplicitGradient {
     this.circle = svgElement("circle", { class: "implicit-gradient__circle", cx: 0, cy: 0, r: 0 }, data);
     this.path = svgElement("path", { class: "implicit-gradient__path", d: "" }, data);
     this.phi = markPoint(plot, s.theta, "implicit-gradient__phi", 5);
-    this.exactArrow = createArrow(plot, { className: "toy-arrow implicit-gradient__exact", label: "exact implicit gradient" });
+    this.exactArrow = createArrow(plot, {
+      className: "toy-arrow implicit-gradient__exact", label: "exact implicit gradient",
+    });
     this.cgArrow = createArrow(plot, { className: "toy-arrow implicit-gradient__cg", label: "CG iterate" });
     this.live = htmlElement("p", { class: "toy-live", "aria-live": "polite" });
     this.handle = createHandle(plot, {

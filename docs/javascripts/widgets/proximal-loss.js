@@ -133,7 +133,8 @@ class ProximalLoss {
 }
 
 function describe(lam, theta, minimisers) {
-  const where = minimisers.map((p, t) => `task ${t + 1}'s at ${Number.isFinite(p[0]) ? formatPoint(p) : "nowhere (no finite value)"}`);
+  const where = minimisers.map((p, t) =>
+    `task ${t + 1}'s at ${Number.isFinite(p[0]) ? formatPoint(p) : "nowhere (no finite value)"}`);
   const lead = lam === 0
     ? "λ = 0: the plain task losses, whatever θ is."
     : `λ = ${formatLambda(lam)}, θ = ${formatPoint(theta)}.`;
