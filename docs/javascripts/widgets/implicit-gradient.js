@@ -238,8 +238,9 @@ function describe(d, radius) {
   const phiText = `ϕ after ${d.steps} proximal step${d.steps === 1 ? "" : "s"}`;
   if (d.diverged) {
     return `${phiText} is ${Number.isFinite(radius) ? radius.toExponential(1) : "infinitely far"} from θ: ` +
-      `the steps diverged, because α (λ + curvature) = ${d.lr.toFixed(2)} × (${d.lam} + …) is above 2. ` +
-      "Lower the learning rate or λ.";
+      `the steps diverged: the loss curves too steeply for α = ${d.lr.toFixed(2)} ` +
+      "(each proximal step takes the pull towards θ exactly, so only α × curvature above 2 + αλ " +
+      "makes them grow). Lower the learning rate.";
   }
   const head = `θ = ${formatPoint(d.theta)}; ${phiText}: ${formatPoint(d.phi)}, ${radius.toFixed(3)} from θ.`;
   if (d.lam === 0) {
