@@ -109,6 +109,23 @@ def _theta(ax, theta):
     ax.plot(*theta, marker="o", color="white", markeredgecolor=INK, markersize=7, zorder=5)
 
 
+def _plane_figure(size, a, b, panels):
+    """A figure with one panel of the plane per (values, title, task), side by
+    side: the contours of values, and the optimum of that task (of every task
+    where task is None). Returns the figure and its axes."""
+    fig = Figure(figsize=size)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (values, title, task) in zip(axes, panels):
+        _panel(ax, a, b, values, title)
+        _optima(ax, toy.TOY_TASKS, which=None if task is None else {task})
+    return fig, axes
+
+
+def _finished(fig) -> bytes:
+    fig.tight_layout()
+    return _png(fig)
+
+
 def accumulated_frames(inner_lr: float = toy.TOY_INNER_LR) -> tuple[dict[str, bytes], dict]:
     """{file: PNG bytes} of the frames m = 0..20, and the minima record."""
     tasks = toy.tasks_tensor(dtype=torch.float64)
@@ -122,17 +139,11 @@ def accumulated_frames(inner_lr: float = toy.TOY_INNER_LR) -> tuple[dict[str, by
             theta = points[best].tolist()
             minima.append({"m": m, "theta": [round(v, 4) for v in theta],
                            "loss": float(f"{accumulated[m, best]:.6g}")})
-            fig = Figure(figsize=(7.6, 2.7))
-            axes = fig.subplots(1, 3)
-            for i in range(2):
-                _panel(axes[i], a, b, single[i], f"task {i + 1}: L(θ)")
-                _optima(axes[i], toy.TOY_TASKS, which={i})
-            _panel(axes[2], a, b, accumulated[m],
-                   f"Σ L(U$^{{({m})}}$(θ)), m = {m}, α = {inner_lr:g}")
-            _optima(axes[2], toy.TOY_TASKS)
+            fig, axes = _plane_figure((7.6, 2.7), a, b, [
+                (single[0], "task 1: L(θ)", 0), (single[1], "task 2: L(θ)", 1),
+                (accumulated[m], f"Σ L(U$^{{({m})}}$(θ)), m = {m}, α = {inner_lr:g}", None)])
             axes[2].plot(*theta, marker="X", color="white", markeredgecolor="black", markersize=9)
-            fig.tight_layout()
-            files[FRAME.format(m=m)] = _png(fig)
+            files[FRAME.format(m=m)] = _finished(fig)
     record = {"inner_lr": inner_lr, "tasks": [list(t) for t in toy.TOY_TASKS],
               "frames": ["assets/" + FRAME.format(m=m) for m in range(ACCUMULATED_STEPS + 1)],
               "minima": minima}
@@ -165,47 +176,36 @@ def fallback_figures() -> dict[str, bytes]:
     with matplotlib.rc_context(SVG_RC):
         # Will it really work? One step on each task from the same θ.
         state = _meta_state(EXAMPLE_THETA, EXAMPLE_LR, 1)
-        fig = Figure(figsize=(6.0, 3.0))
-        for i, ax in enumerate(fig.subplots(1, 2)):
-            _panel(ax, a, b, single[i], f"task {i + 1}: one step, α = {EXAMPLE_LR:g}")
-            _optima(ax, toy.TOY_TASKS, which={i})
+        fig, axes = _plane_figure((6.0, 3.0), a, b, [
+            (single[i], f"task {i + 1}: one step, α = {EXAMPLE_LR:g}", i) for i in range(2)])
+        for i, ax in enumerate(axes):
             _arrow(ax, theta, state["path"][i, 1], MODEL)
             _theta(ax, theta)
-        fig.tight_layout()
-        files[FALLBACKS["will-it-work"]] = _png(fig)
+        files[FALLBACKS["will-it-work"]] = _finished(fig)
 
         # Reptile: three steps on task 2, then a move halfway towards ϕ_3.
         state = _meta_state(EXAMPLE_THETA, EXAMPLE_LR, 3)
-        fig = Figure(figsize=(3.6, 3.4))
-        ax = fig.add_subplot()
-        _panel(ax, a, b, single[1], "Reptile: k = 3 steps, β = 0.5")
-        _optima(ax, toy.TOY_TASKS, which={1})
+        fig, (ax,) = _plane_figure((3.6, 3.4), a, b, [(single[1], "Reptile: k = 3 steps, β = 0.5", 1)])
         path = state["path"][1]
         ax.plot(path[:, 0], path[:, 1], color=MODEL, marker=".", linewidth=1.2)
         _arrow(ax, theta, theta - 0.5 * state["reptile"][1], TARGET, width=2.0)
         _theta(ax, theta)
-        fig.tight_layout()
-        files[FALLBACKS["reptile-interpolation"]] = _png(fig)
+        files[FALLBACKS["reptile-interpolation"]] = _finished(fig)
 
         # iMAML's proximal objective at λ = 1.
         anchor = torch.tensor(EXAMPLE_THETA, dtype=torch.float64)
         proximal = toy.landscape(points, tasks, anchor, 1.0).numpy()
-        fig = Figure(figsize=(6.0, 3.0))
-        for i, ax in enumerate(fig.subplots(1, 2)):
-            _panel(ax, a, b, proximal[i], f"task {i + 1}: L(ϕ) + λ/2 ‖ϕ − θ‖², λ = 1")
-            _optima(ax, toy.TOY_TASKS, which={i})
+        fig, axes = _plane_figure((6.0, 3.0), a, b, [
+            (proximal[i], f"task {i + 1}: L(ϕ) + λ/2 ‖ϕ − θ‖², λ = 1", i) for i in range(2)])
+        for i, ax in enumerate(axes):
             best = points[int(np.argmin(proximal[i]))].numpy()
             ax.plot(*best, marker="X", color="white", markeredgecolor="black", markersize=8)
             _theta(ax, theta)
-        fig.tight_layout()
-        files[FALLBACKS["proximal-loss"]] = _png(fig)
+        files[FALLBACKS["proximal-loss"]] = _finished(fig)
 
         # The implicit gradient: ϕ from ten proximal steps, its circle, CG iterates.
         state = _meta_state(EXAMPLE_THETA, 0.1, 10, lam=1.0)
-        fig = Figure(figsize=(3.6, 3.4))
-        ax = fig.add_subplot()
-        _panel(ax, a, b, single[0], "iMAML, task 1: λ = 1, CG iterates")
-        _optima(ax, toy.TOY_TASKS, which={0})
+        fig, (ax,) = _plane_figure((3.6, 3.4), a, b, [(single[0], "iMAML, task 1: λ = 1, CG iterates", 0)])
         phi = state["prox"][0, -1]
         radius = float(np.linalg.norm(phi - theta))
         ax.add_patch(matplotlib.patches.Circle(theta, radius, fill=False, color=INK, linestyle="--"))
@@ -215,15 +215,11 @@ def fallback_figures() -> dict[str, bytes]:
             _arrow(ax, theta, theta - scale * g, TARGET, width=0.8 + 0.6 * k)
         _arrow(ax, theta, theta - scale * state["exact"][0], "white", width=0.8)
         _theta(ax, theta)
-        fig.tight_layout()
-        files[FALLBACKS["implicit-gradient"]] = _png(fig)
+        files[FALLBACKS["implicit-gradient"]] = _finished(fig)
 
         # The four methods' directions at the same θ (three inner steps).
         state = _meta_state(EXAMPLE_THETA, EXAMPLE_LR, 3)
-        fig = Figure(figsize=(4.2, 3.6))
-        ax = fig.add_subplot()
-        _panel(ax, a, b, single.sum(0), "meta-update directions, m = 3")
-        _optima(ax, toy.TOY_TASKS)
+        fig, (ax,) = _plane_figure((4.2, 3.6), a, b, [(single.sum(0), "meta-update directions, m = 3", None)])
         directions = {"MAML": state["maml"].mean(0), "FOMAML": state["fomaml"].mean(0),
                       "Reptile": state["reptile"].mean(0), "iMAML": state["cg"][:, -1].mean(0)}
         for label, g in directions.items():
@@ -232,8 +228,7 @@ def fallback_figures() -> dict[str, bytes]:
                 _arrow(ax, theta, theta - 0.3 * g / norm, METHOD_COLOURS[label], label=label)
         _theta(ax, theta)
         ax.legend(loc="lower right", fontsize=7, frameon=False, labelcolor=INK)
-        fig.tight_layout()
-        files[FALLBACKS["meta-gradients"]] = _png(fig)
+        files[FALLBACKS["meta-gradients"]] = _finished(fig)
 
         # The curvature demo: the true and the first-order meta-gradient.
         example = {k: torch.tensor(v, dtype=torch.float64) for k, v in CURVATURE_EXAMPLE.items()}
@@ -255,8 +250,7 @@ def fallback_figures() -> dict[str, bytes]:
         _arrow(ax, start, start - 0.3 * first.numpy(), TARGET)
         ax.plot(*phi.numpy(), marker="o", color=INK, markersize=4)
         _theta(ax, start)
-        fig.tight_layout()
-        files[FALLBACKS["curvature"]] = _png(fig)
+        files[FALLBACKS["curvature"]] = _finished(fig)
     return files
 
 
