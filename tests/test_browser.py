@@ -7,89 +7,25 @@ runtime is fetched only by pages with widgets; a widget that cannot load its run
 and keeps the static figure; and no page contacts another host or logs an
 error to the console.
 
-Uses the session fixture ``built_site`` (tests/conftest.py): the path of a site
-built with the quick profile.
+Uses the fixtures of tests/conftest.py: ``built_site`` (the path of a site
+built with the quick profile), ``site_url`` (that site served on 127.0.0.1),
+``log`` and ``touch_page``.
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import os
 import re
-import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from browser_support import READY_TIMEOUT_MS, PageLog
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("MAML_SITE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
-]
-READY_TIMEOUT_MS = 60_000          # WebAssembly compile of the 14 MB runtime on a slow CI core
 PAGE = "how-maml-works/"
 MAML = '[data-widget="sine-fit"][data-model="maml-sinusoid"]'
 PRETRAINED = '[data-widget="sine-fit"][data-model="pretrained-sinusoid"]'
-
-
-# ---------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    """pytest-playwright launches Debian's Chromium instead of downloading a browser."""
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
-                    "or point MAML_SITE_CHROMIUM at a Chromium binary")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_FLAGS}
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
-        pass
-
-
-@pytest.fixture(scope="module")
-def site_url(built_site):
-    """The built site served over HTTP on 127.0.0.1 at a free port."""
-    handler = functools.partial(_QuietHandler, directory=str(built_site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-class PageLog:
-    """Everything a page asked for and complained about."""
-
-    def __init__(self, page):
-        self.requests: list[str] = []
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        page.on("request", lambda request: self.requests.append(request.url))
-        page.on("console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text))
-        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-
-    def assert_clean(self):
-        assert not self.console_errors, f"console errors: {self.console_errors}"
-        assert not self.page_errors, f"uncaught page errors: {self.page_errors}"
-        foreign = [url for url in self.requests
-                   if urlsplit(url).scheme not in ("data", "blob")
-                   and urlsplit(url).hostname != "127.0.0.1"]
-        assert not foreign, f"requests to other hosts: {foreign}"
-        assert self.requests, "no request was recorded"
-
-
-@pytest.fixture
-def log(page):
-    return PageLog(page)
 
 
 # ---------------------------------------------------------------- helpers
@@ -317,21 +253,17 @@ def test_a_widget_that_cannot_load_its_runtime_says_so_and_keeps_the_figure(page
     assert widget.locator("svg.widget-plot").count() == 0 or not widget.locator("svg.widget-plot").is_visible()
 
 
-def test_a_tap_on_a_touch_screen_adds_a_sample(browser, site_url):
-    context = browser.new_context(has_touch=True, is_mobile=True, viewport={"width": 390, "height": 844})
-    try:
-        page = context.new_page()
-        log = PageLog(page)
-        open_page(page, site_url)
-        widget = wait_ready(page, MAML, samples=0)
-        widget.scroll_into_view_if_needed()
-        box = plot_frame(widget)
-        page.touchscreen.tap(box["x"] + 0.75 * box["width"], box["y"] + 0.3 * box["height"])
-        wait_ready(page, MAML, samples=1)
-        assert widget_state(widget)["samples"] == [pytest.approx(2.5, abs=0.1)]
-        log.assert_clean()
-    finally:
-        context.close()
+def test_a_tap_on_a_touch_screen_adds_a_sample(touch_page, site_url):
+    page = touch_page
+    log = PageLog(page)
+    open_page(page, site_url)
+    widget = wait_ready(page, MAML, samples=0)
+    widget.scroll_into_view_if_needed()
+    box = plot_frame(widget)
+    page.touchscreen.tap(box["x"] + 0.75 * box["width"], box["y"] + 0.3 * box["height"])
+    wait_ready(page, MAML, samples=1)
+    assert widget_state(widget)["samples"] == [pytest.approx(2.5, abs=0.1)]
+    log.assert_clean()
 
 
 def test_widget_colours_follow_the_palette(page, log, site_url):

@@ -7,7 +7,7 @@ request; a region of the map lit and explained on hover and on focus; the
 reader's own score marked on the chart as it changes. The page loads no ONNX
 runtime, logs no console error and asks no other host for anything.
 
-Reuses the browser fixtures of tests/test_browser.py (Debian's Chromium, the
+Uses the browser fixtures of tests/conftest.py (Debian's Chromium, the
 quick-built site served on 127.0.0.1).
 """
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 import re
 
 import pytest
-from test_browser import browser_type_launch_args, log, site_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +26,7 @@ CHART = '[data-widget="omniglot-accuracy"]'
 TIMEOUT_MS = 30_000
 
 
-def open_intro(page, site_url):  # noqa: F811 - the fixture's value
+def open_intro(page, site_url):
     """The Introduction with a fresh score: storage cleared, then reloaded."""
     page.goto(site_url + PAGE)
     page.evaluate("() => window.localStorage.clear()")
@@ -89,7 +88,7 @@ def assert_no_runtime(log):
 
 # ---------------------------------------------------------------- the quiz
 
-def test_quiz_rounds_by_clicking_count_per_size_and_persist(page, log, site_url, built_site):  # noqa: F811
+def test_quiz_rounds_by_clicking_count_per_size_and_persist(page, log, site_url, built_site):
     index = glyph_index(built_site)
     quiz = open_intro(page, site_url)
     quiz.scroll_into_view_if_needed()
@@ -138,7 +137,7 @@ def test_quiz_rounds_by_clicking_count_per_size_and_persist(page, log, site_url,
     log.assert_clean()
 
 
-def test_quiz_rounds_by_keyboard(page, log, site_url, built_site):  # noqa: F811
+def test_quiz_rounds_by_keyboard(page, log, site_url, built_site):
     index = glyph_index(built_site)
     quiz = open_intro(page, site_url)
     quiz.scroll_into_view_if_needed()
@@ -190,7 +189,7 @@ def test_quiz_rounds_by_keyboard(page, log, site_url, built_site):  # noqa: F811
 
 # ---------------------------------------------------------------- the map
 
-def test_map_lights_a_region_on_hover_and_on_focus(page, log, site_url):  # noqa: F811
+def test_map_lights_a_region_on_hover_and_on_focus(page, log, site_url):
     open_intro(page, site_url)
     widget = page.locator(MAP)
     widget.scroll_into_view_if_needed()
@@ -234,7 +233,7 @@ def test_map_lights_a_region_on_hover_and_on_focus(page, log, site_url):  # noqa
 
 # ---------------------------------------------------------------- the chart
 
-def test_chart_shows_every_published_point_and_marks_the_readers_score(page, log, site_url, built_site):  # noqa: F811
+def test_chart_shows_every_published_point_and_marks_the_readers_score(page, log, site_url, built_site):
     data = json.loads((built_site / "assets" / "intro" / "omniglot-accuracy.json").read_text())
     quiz = open_intro(page, site_url)
     chart = page.locator(CHART)
@@ -281,7 +280,7 @@ def test_chart_shows_every_published_point_and_marks_the_readers_score(page, log
     log.assert_clean()
 
 
-def test_static_figures_stay_inside_the_widgets_until_they_run(page, site_url, built_site):  # noqa: F811
+def test_static_figures_stay_inside_the_widgets_until_they_run(page, site_url, built_site):
     """Each widget holds the build's static figure; once the widget runs, it is hidden."""
     open_intro(page, site_url)
     for widget, figure in ((QUIZ, "few-shot-round.svg"), (MAP, "few-shot-map.svg"),

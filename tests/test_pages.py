@@ -16,8 +16,7 @@ import yaml
 
 from site_builder.config import REPO_ROOT
 
-from test_browser import PageLog, READY_TIMEOUT_MS  # noqa: F401  (fixtures below)
-from test_browser import browser_type_launch_args, site_url  # noqa: F401
+from browser_support import READY_TIMEOUT_MS, PageLog
 
 DOCS = REPO_ROOT / "docs"
 #: The series in reading order (../shared/spec/series.md, pages 1-12).

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import functools
 import html
-import http.server
 import json
 import math
 import re
 import runpy
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +35,7 @@ from site_builder import reuse
 from site_builder.config import REPO_ROOT
 from site_builder.errors import BuildFailure
 from site_builder.generated import GENERATORS, MODELS_DIR, Staging, render_page
-# Debian's Chromium, launched as the other browser tests launch it (one definition).
-from test_browser import READY_TIMEOUT_MS, PageLog, browser_type_launch_args  # noqa: F401
+from browser_support import READY_TIMEOUT_MS, PageLog, QuietHandler, serve
 
 PAGE_PATH = REPO_ROOT / "docs" / "use-the-models.md"
 PAGE = PAGE_PATH.read_text(encoding="utf-8")
@@ -426,22 +423,13 @@ def demo_url(built_site, tmp_path):
              # Chromium asks every host for one; the site has its own under assets/.
              "/favicon.ico": built_site / "assets" / "images" / "favicon.png"}
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
+    class Handler(QuietHandler):
         def translate_path(self, path):
             clean = path.split("?", 1)[0].split("#", 1)[0]
             return str(extra[clean]) if clean in extra else super().translate_path(path)
 
-        def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(built_site)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve(functools.partial(Handler, directory=str(built_site))) as url:
+        yield url
 
 
 @pytest.mark.browser

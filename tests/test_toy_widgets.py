@@ -9,8 +9,9 @@ meta-gradient arrows coincide, and the arrows are drawn with x₁ across and x�
 up; Reptile with one inner step draws a plain gradient step; no slider end
 puts NaN or Infinity into the drawing; nothing logs a console error.
 
-Reuses the browser fixtures of tests/test_browser.py (Debian's Chromium, the
-quick-built site served on 127.0.0.1).
+Uses the browser fixtures of tests/conftest.py (Debian's Chromium, the
+quick-built site served on 127.0.0.1) and the toy-widget helpers of
+tests/browser_support.py.
 """
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ import re
 import numpy as np
 import pytest
 import torch
-from test_browser import browser_type_launch_args, log, site_url  # noqa: F401 - fixtures
+from browser_support import (READY_TIMEOUT_MS, PageLog, frames, line_ends, nonfinite_attributes,
+                             open_toy_widget, redrawn, to_pixels)
 
 from meta import toy
 
 pytestmark = pytest.mark.browser
 
-READY_TIMEOUT_MS = 60_000
 ACCUMULATED = '[data-widget="accumulated-loss"]'
 WILL = '[data-widget="will-it-work"]'
 REPTILE = '[data-widget="reptile-interpolation"]'
@@ -36,24 +37,13 @@ D = torch.float64
 
 # ---------------------------------------------------------------- helpers
 
-def open_widget(page, site_url, selector):  # noqa: F811 - the fixture's value
-    page.goto(site_url + PAGES[selector])
-    page.wait_for_load_state("load")
-    page.wait_for_selector(selector + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
-    widget = page.locator(selector)
-    widget.scroll_into_view_if_needed()
-    return widget
-
-
-def frames(widget) -> int:
-    return widget.evaluate("el => el.toyWidget.frames")
+def open_widget(page, site_url, selector):
+    return open_toy_widget(page, site_url + PAGES[selector], selector)
 
 
 def settled(page, widget, before: int):
     """Wait until the widget has redrawn since `before` frames and is idle."""
-    page.wait_for_function(
-        "([el, n]) => el.toyWidget.frames > n && el.dataset.state === 'ready'",
-        arg=[widget.element_handle(), before], timeout=READY_TIMEOUT_MS)
+    redrawn(page, widget, before)
     # A drag or key repeat may have queued one more run: wait for the last one.
     page.wait_for_timeout(50)
     page.wait_for_function("el => el.dataset.state === 'ready'", arg=widget.element_handle())
@@ -61,19 +51,6 @@ def settled(page, widget, before: int):
 
 def state(widget, *names):
     return widget.evaluate(f"el => ({{ {', '.join(f'{n}: el.toyWidget.{n}' for n in names)} }})")
-
-
-def nonfinite_attributes(widget) -> list[str]:
-    """Every SVG attribute (and inline style) inside the widget that holds NaN or Infinity."""
-    return widget.evaluate("""el => {
-        const bad = [];
-        for (const node of el.querySelectorAll('svg, svg *')) {
-            for (const attr of node.attributes) {
-                if (/NaN|Infinity/.test(attr.value)) bad.push(`${node.tagName}.${attr.name}=${attr.value.slice(0, 60)}`);
-            }
-        }
-        return bad;
-    }""")
 
 
 def slider_ends(page, widget, selector):
@@ -104,20 +81,6 @@ def drag(page, widget, handle, target, steps=12):
     settled(page, widget, before)
 
 
-def line_ends(widget, css) -> np.ndarray:
-    line = widget.locator(css)
-    assert line.evaluate("el => el.style.display") != "none", f"{css} is hidden"
-    return np.array([float(line.get_attribute(a)) for a in ("x1", "y1", "x2", "y2")])
-
-
-def to_pixels(widget, plot_index, points):
-    """Data points -> SVG units with the widget's own scales."""
-    return np.array(widget.evaluate("""(el, [i, pts]) => {
-        const plot = el.toyWidget.plots ? el.toyWidget.plots[i] : el.toyWidget.plot;
-        return pts.map(([a, b]) => [plot.x(a), plot.y(b)]);
-    }""", [plot_index, [list(map(float, p)) for p in points]]))
-
-
 def one_step(theta, task, lr, steps=1):
     """ϕ after `steps` plain gradient steps from θ on one task (PyTorch, float64)."""
     path, _ = toy.adapt(torch.tensor([theta], dtype=D), torch.tensor([task], dtype=D), lr, steps)
@@ -136,7 +99,7 @@ def test_dragging_theta_onto_an_optimum_shrinks_that_tasks_arrow(page, log, site
         np.testing.assert_allclose(start["phi"][t], one_step(start["theta"], toy.TOY_TASKS[t], start["innerLr"])[1],
                                    atol=2e-5)
         drawn = line_ends(widget, f"line.toy-arrow--task{t}")
-        expected = to_pixels(widget, t, [start["theta"], start["phi"][t]]).ravel()
+        expected = to_pixels(widget, [start["theta"], start["phi"][t]], t).ravel()
         np.testing.assert_allclose(drawn, expected, atol=0.02)
 
     # Mouse: drag θ in panel 0 onto task 0's optimum (the circled point).
@@ -175,23 +138,17 @@ def test_dragging_theta_onto_an_optimum_shrinks_that_tasks_arrow(page, log, site
     log.assert_clean()
 
 
-def test_a_tap_puts_theta_where_the_finger_is(browser, site_url):  # noqa: F811
-    from test_browser import PageLog
-
-    context = browser.new_context(has_touch=True, is_mobile=True, viewport={"width": 390, "height": 844})
-    try:
-        page = context.new_page()
-        page_log = PageLog(page)
-        widget = open_widget(page, site_url, WILL)
-        panel = widget.locator("svg.widget-plot").nth(1)
-        assert panel.evaluate("el => getComputedStyle(el).touchAction") == "none"
-        before = frames(widget)
-        page.touchscreen.tap(*centre(panel.locator("circle.toy-optimum")))
-        settled(page, widget, before)
-        assert state(widget, "theta")["theta"] == pytest.approx(list(toy.TOY_TASKS[1]), abs=0.02)
-        page_log.assert_clean()
-    finally:
-        context.close()
+def test_a_tap_puts_theta_where_the_finger_is(touch_page, site_url):
+    page = touch_page
+    page_log = PageLog(page)
+    widget = open_widget(page, site_url, WILL)
+    panel = widget.locator("svg.widget-plot").nth(1)
+    assert panel.evaluate("el => getComputedStyle(el).touchAction") == "none"
+    before = frames(widget)
+    page.touchscreen.tap(*centre(panel.locator("circle.toy-optimum")))
+    settled(page, widget, before)
+    assert state(widget, "theta")["theta"] == pytest.approx(list(toy.TOY_TASKS[1]), abs=0.02)
+    page_log.assert_clean()
 
 
 # ---------------------------------------------------------------- accumulated loss
@@ -261,7 +218,7 @@ def test_curvature_arrows_are_pytorchs_and_coincide_when_c_is_zero(page, log, si
     # Drawn from θ towards θ − gradient, x₁ across and x₂ up (the plot's own scales).
     theta = np.array(s["theta"])
     for css, g in (("line.curvature__true", true), ("line.curvature__first-order", first)):
-        expected = to_pixels(widget, 0, [theta, theta - g]).ravel()
+        expected = to_pixels(widget, [theta, theta - g]).ravel()
         np.testing.assert_allclose(line_ends(widget, css), expected, atol=0.02, err_msg=css)
     apart = np.abs(line_ends(widget, "line.curvature__true") - line_ends(widget, "line.curvature__first-order")).max()
     assert apart > 5, "with the default C the two arrows should visibly differ"
@@ -310,7 +267,7 @@ def test_reptile_with_one_inner_step_is_a_gradient_step(page, log, site_url):
     gradient_step = np.array(s["theta"]) - s["innerLr"] * grad[0, 0].numpy()
     np.testing.assert_allclose(s["updated"], gradient_step, atol=2e-5)
     drawn = line_ends(widget, "line.reptile-interpolation__update")
-    np.testing.assert_allclose(drawn, to_pixels(widget, 0, [s["theta"], gradient_step]).ravel(), atol=0.05)
+    np.testing.assert_allclose(drawn, to_pixels(widget, [s["theta"], gradient_step]).ravel(), atol=0.05)
     # The one inner arrow and the update are the same segment; the other inner arrows are hidden.
     np.testing.assert_allclose(line_ends(widget, "line.toy-arrow--inner[data-step='1']"), drawn, atol=0.05)
     assert widget.locator("line.toy-arrow--inner[data-step='2']").evaluate("el => el.style.display") == "none"

@@ -10,8 +10,9 @@ the other three along theirs); θ moves with the arrow keys, with the mouse
 and with a finger, and its place is announced; no slider end puts NaN or
 Infinity into the drawing; nothing logs a console error.
 
-Reuses the browser fixtures of tests/test_browser.py (Debian's Chromium, the
-quick-built site served on 127.0.0.1).
+Uses the browser fixtures of tests/conftest.py (Debian's Chromium, the
+quick-built site served on 127.0.0.1) and the toy-widget helpers of
+tests/browser_support.py.
 """
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_browser import CHROMIUM_FLAGS, PageLog, browser_type_launch_args, log, site_url  # noqa: F401 - fixtures
+from browser_support import (PageLog, frames, line_ends, nonfinite_attributes, open_toy_widget, redrawn,
+                             to_pixels, wait_until)
 
 from meta import toy
 
 pytestmark = pytest.mark.browser
 
-READY_TIMEOUT_MS = 60_000
 PROXIMAL = '[data-widget="proximal-loss"]'
 IMPLICIT = '[data-widget="implicit-gradient"]'
 METHODS = '[data-widget="meta-gradients"]'
@@ -39,33 +40,12 @@ ARROW_LENGTH = 0.25          # meta-gradients.js draws every method's arrow this
 
 # ---------------------------------------------------------------- helpers
 
-def open_widget(page, site_url, selector):  # noqa: F811 - the fixture's value
-    page.goto(site_url + PAGES[selector])
-    page.wait_for_load_state("load")
-    page.wait_for_selector(selector + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
-    widget = page.locator(selector)
-    widget.scroll_into_view_if_needed()
-    return widget
+def open_widget(page, site_url, selector):
+    return open_toy_widget(page, site_url + PAGES[selector], selector)
 
 
 def drawn(widget) -> dict:
     return widget.evaluate("el => JSON.parse(JSON.stringify(el.toyWidget.drawn))")
-
-
-def frames(widget) -> int:
-    return widget.evaluate("el => el.toyWidget.frames")
-
-
-def wait_until(page, widget, condition: str, arg=None):
-    """Wait until the widget is idle and `condition` (JS of el, d = drawn state, arg) holds."""
-    page.wait_for_function(
-        f"([el, arg]) => {{ const d = el.toyWidget.drawn; "
-        f"return el.dataset.state === 'ready' && ({condition}); }}",
-        arg=[widget.element_handle(), arg], timeout=READY_TIMEOUT_MS)
-
-
-def redrawn(page, widget, before: int):
-    wait_until(page, widget, "el.toyWidget.frames > arg", before)
 
 
 def press_on(page, widget, css: str, *keys: str):
@@ -88,36 +68,6 @@ def move_theta_by_keys(page, widget, keys: list[str], handle_index: int = 0) -> 
     wait_until(page, widget, "Math.abs(d.theta[0] - arg[0]) < 1e-6 && Math.abs(d.theta[1] - arg[1]) < 1e-6",
                expected.tolist())
     return expected
-
-
-def nonfinite_attributes(widget) -> list[str]:
-    """Every SVG attribute inside the widget that holds NaN or Infinity."""
-    return widget.evaluate("""el => {
-        const bad = [];
-        for (const node of el.querySelectorAll('svg, svg *')) {
-            for (const attr of node.attributes) {
-                if (/NaN|Infinity/.test(attr.value)) {
-                    bad.push(`${node.tagName}.${attr.name}=${attr.value.slice(0, 60)}`);
-                }
-            }
-        }
-        return bad;
-    }""")
-
-
-def to_pixels(widget, points, plot_index=0) -> np.ndarray:
-    """Data points -> SVG units with the widget's own scales."""
-    return np.array(widget.evaluate("""(el, [i, pts]) => {
-        const w = el.toyWidget;
-        const plot = w.plots ? w.plots[i] : w.plot;
-        return pts.map(([a, b]) => [plot.x(a), plot.y(b)]);
-    }""", [plot_index, [list(map(float, p)) for p in points]]))
-
-
-def line_ends(widget, css) -> np.ndarray:
-    line = widget.locator(css)
-    assert line.evaluate("el => el.style.display") != "none", f"{css} is hidden"
-    return np.array([float(line.get_attribute(a)) for a in ("x1", "y1", "x2", "y2")])
 
 
 def circle_centre(widget, css) -> np.ndarray:
@@ -250,31 +200,27 @@ def test_more_cg_iterations_bring_the_arrow_onto_the_exact_implicit_gradient(pag
     log.assert_clean()
 
 
-def test_a_tap_moves_theta_and_the_adapted_point_follows(browser, site_url):  # noqa: F811
-    context = browser.new_context(has_touch=True, is_mobile=True, viewport={"width": 390, "height": 844})
-    try:
-        page = context.new_page()
-        log = PageLog(page)  # noqa: F811 - not the fixture: this page has its own context
-        widget = open_widget(page, site_url, IMPLICIT)
-        frame = widget.locator("rect.widget-frame")
-        frame.evaluate("el => el.scrollIntoView({block: 'center'})")      # clear of the sticky header
-        box = frame.bounding_box()
-        # The frame is the plot area of the plane [0, 1]²: a tap at 70 % across, 30 % down.
-        page.touchscreen.tap(box["x"] + 0.7 * box["width"], box["y"] + 0.3 * box["height"])
-        wait_until(page, widget, "Math.abs(d.theta[0] - 0.7) < 0.01 && Math.abs(d.theta[1] - 0.7) < 0.01")
-        d = drawn(widget)
-        phi, _, exact = implicit_reference(d["theta"], toy.TOY_TASKS[0], d["lr"], d["steps"], d["lam"])
-        np.testing.assert_allclose(d["phi"], phi, atol=2e-5)
-        np.testing.assert_allclose(d["exact"], exact, atol=2e-5)
-        np.testing.assert_allclose(circle_centre(widget, "circle.implicit-gradient__phi"),
-                                   to_pixels(widget, [phi])[0], atol=0.01)
-        radius = float(widget.locator("circle.implicit-gradient__circle").get_attribute("r"))
-        pixels_per_unit = abs(float(np.diff(to_pixels(widget, [[0, 0], [1, 0]])[:, 0])[0]))
-        assert radius == pytest.approx(np.linalg.norm(phi - d["theta"]) * pixels_per_unit, abs=0.02)
-        assert "θ = (0.70, 0.70)" == widget.locator("[aria-live='polite']").inner_text()
-        log.assert_clean()
-    finally:
-        context.close()
+def test_a_tap_moves_theta_and_the_adapted_point_follows(touch_page, site_url):
+    page = touch_page
+    log = PageLog(page)  # not the fixture: this page has its own context
+    widget = open_widget(page, site_url, IMPLICIT)
+    frame = widget.locator("rect.widget-frame")
+    frame.evaluate("el => el.scrollIntoView({block: 'center'})")      # clear of the sticky header
+    box = frame.bounding_box()
+    # The frame is the plot area of the plane [0, 1]²: a tap at 70 % across, 30 % down.
+    page.touchscreen.tap(box["x"] + 0.7 * box["width"], box["y"] + 0.3 * box["height"])
+    wait_until(page, widget, "Math.abs(d.theta[0] - 0.7) < 0.01 && Math.abs(d.theta[1] - 0.7) < 0.01")
+    d = drawn(widget)
+    phi, _, exact = implicit_reference(d["theta"], toy.TOY_TASKS[0], d["lr"], d["steps"], d["lam"])
+    np.testing.assert_allclose(d["phi"], phi, atol=2e-5)
+    np.testing.assert_allclose(d["exact"], exact, atol=2e-5)
+    np.testing.assert_allclose(circle_centre(widget, "circle.implicit-gradient__phi"),
+                               to_pixels(widget, [phi])[0], atol=0.01)
+    radius = float(widget.locator("circle.implicit-gradient__circle").get_attribute("r"))
+    pixels_per_unit = abs(float(np.diff(to_pixels(widget, [[0, 0], [1, 0]])[:, 0])[0]))
+    assert radius == pytest.approx(np.linalg.norm(phi - d["theta"]) * pixels_per_unit, abs=0.02)
+    assert "θ = (0.70, 0.70)" == widget.locator("[aria-live='polite']").inner_text()
+    log.assert_clean()
 
 
 # ---------------------------------------------------------------- meta-gradients
