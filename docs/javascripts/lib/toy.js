@@ -26,8 +26,16 @@
 //   point is not finite, pinned to ±10⁴ px far outside: never NaN in the SVG).
 //
 // The task pairs and the plane of the series are in the manifest entry's
-// "task" field (entry.task.tasks, entry.task.x); TOY_TASKS and TOY_PLANE are
-// the same numbers for pages that need them before the manifest arrives.
+// "task" field (entry.task.tasks, entry.task.plane); TOY_TASKS and TOY_PLANE
+// are the same numbers for pages that need them before the manifest arrives.
+// toySetup(meta.entry) reads them, and how many inner steps and CG iterations
+// toy-meta unrolls, in one place.
+//
+//   export function mount(root) {
+//     return mountToyWidget(root, ["toy-landscape", "toy-meta"], MyWidget);
+//   }
+//   marks root "loading", loads the graphs, then new MyWidget(root, landscape,
+//   meta) and its async start() (build the drawing, run the graphs once).
 import { findModel, modelUrl } from "./manifest.js";
 import { checkSignature, loadSession, runGraph } from "./ort-runner.js";
 import { createPlot, drawAxes, svgElement } from "./plot.js";
@@ -49,6 +57,38 @@ export async function loadToyGraph(name) {
     entry,
     session,
     run: (feeds) => runGraph(session, shapeFeeds(name, signature.inputs, feeds)),
+  };
+}
+
+/**
+ * A widget's mount(root) on toy graphs: root's state is "loading" while the
+ * graphs load; then new Widget(root, ...graphs, in the order of graphNames)
+ * and its start(). Resolves to the widget once it has drawn.
+ */
+export async function mountToyWidget(root, graphNames, Widget) {
+  root.dataset.state = "loading";
+  const graphs = await Promise.all(graphNames.map((name) => loadToyGraph(name)));
+  const widget = new Widget(root, ...graphs);
+  await widget.start();
+  return widget;
+}
+
+/**
+ * What toy-meta's manifest entry says about the series: {tasks, plane} (TOY_TASKS
+ * and TOY_PLANE where it says nothing) and maxSteps, maxCg: the most inner steps
+ * and CG iterations its outputs hold.
+ */
+export function toySetup(entry) {
+  const unrolled = (name) => {
+    const output = entry.graph.outputs.find((o) => o.name === name);
+    if (!output) throw new WidgetError(`the model "${entry.name}" has no output ${name} in the model list.`);
+    return output.shape[1] - 1;
+  };
+  return {
+    tasks: entry.task?.tasks ?? TOY_TASKS,
+    plane: entry.task?.plane ?? TOY_PLANE,
+    maxSteps: unrolled("trajectory"),
+    maxCg: unrolled("imaml_cg"),
   };
 }
 
@@ -128,6 +168,19 @@ export function latest(job) {
     running = loop();
     return running;
   };
+}
+
+/** "0.2,0.8" (a data attribute) -> [0.2, 0.8]; null unless it is two finite numbers. */
+export function parsePoint(text) {
+  const p = String(text ?? "").split(",").map(Number);
+  return p.length === 2 && p.every(Number.isFinite) ? p : null;
+}
+
+/** A vector component for a read-out: four decimals, or powers of ten outside [0.001, 1000). */
+export function formatNumber(v) {
+  if (!Number.isFinite(v)) return String(v);
+  if (v === 0) return "0";
+  return Math.abs(v) >= 0.001 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(1);
 }
 
 /** Format a point as "(0.30, 0.05)". */

@@ -17,7 +17,9 @@ import { createArrow } from "../lib/arrow.js";
 import { createContours } from "../lib/contour.js";
 import { createHandle } from "../lib/handle.js";
 import { button, htmlElement, slider } from "../lib/plot.js";
-import { createPlanePlot, formatPoint, gridPoints, latest, loadToyGraph, markPoint, placeMarker } from "../lib/toy.js";
+import {
+  createPlanePlot, formatPoint, gridPoints, latest, markPoint, mountToyWidget, placeMarker,
+} from "../lib/toy.js";
 
 const PLANE = [[-2, 2], [-2, 2]];
 const GRID = 61;
@@ -26,12 +28,8 @@ const DEFAULTS = {
   theta: [1.2, -1.0], c11: 1.5, c12: 0.6, c22: 0.8, innerLr: 0.3, center: [0, 0], linear: [0.5, -0.3],
 };
 
-export async function mount(root) {
-  root.dataset.state = "loading";
-  const graph = await loadToyGraph("toy-curvature");
-  const widget = new Curvature(root, graph);
-  await widget.start();
-  return widget;
+export function mount(root) {
+  return mountToyWidget(root, ["toy-curvature"], Curvature);
 }
 
 class Curvature {

@@ -25,8 +25,8 @@ import { createContours } from "../lib/contour.js";
 import { createHandle } from "../lib/handle.js";
 import { htmlElement, logSlider, slider, svgElement } from "../lib/plot.js";
 import {
-  TOY_PLANE, TOY_TASKS, at, createPlanePlot, formatPoint, gridPoints, latest, loadToyGraph,
-  markPoint, placeMarker,
+  at, createPlanePlot, formatNumber, formatPoint, gridPoints, latest, markPoint, mountToyWidget, parsePoint,
+  placeMarker, toySetup,
 } from "../lib/toy.js";
 
 const GRID = 61;
@@ -37,13 +37,8 @@ const LAMBDA = { lo: 0.01, hi: 100, perDecade: 4, zero: true };
 // The build's fallback figure: task 1, θ = (0.2, 0.8), λ = 1, ten steps at 0.1.
 const DEFAULTS = { task: 0, theta: [0.2, 0.8], lam: 1, steps: 10, lr: 0.1, cg: 1 };
 
-export async function mount(root) {
-  root.dataset.state = "loading";
-  const [landscape, meta] = await Promise.all([loadToyGraph("toy-landscape"), loadToyGraph("toy-meta")]);
-  const widget = new ImplicitGradient(root, landscape, meta);
-  await widget.build();
-  await widget.request();
-  return widget;
+export function mount(root) {
+  return mountToyWidget(root, ["toy-landscape", "toy-meta"], ImplicitGradient);
 }
 
 class ImplicitGradient {
@@ -51,11 +46,8 @@ class ImplicitGradient {
     this.root = root;
     this.landscape = landscape;
     this.meta = meta;
-    this.tasks = meta.entry.task?.tasks ?? TOY_TASKS;
-    this.plane = meta.entry.task?.plane ?? TOY_PLANE;
+    ({ tasks: this.tasks, plane: this.plane, maxSteps: this.maxSteps, maxCg: this.maxCg } = toySetup(meta.entry));
     this.grid = gridPoints(this.plane[0], this.plane[1], GRID);
-    this.maxSteps = meta.entry.graph.outputs.find((o) => o.name === "trajectory").shape[1] - 1;
-    this.maxCg = meta.entry.graph.outputs.find((o) => o.name === "imaml_cg").shape[1] - 1;
     this.settings = { ...DEFAULTS, theta: parsePoint(root.dataset.theta) ?? DEFAULTS.theta.slice() };
     this.settings.steps = Math.min(this.settings.steps, this.maxSteps);
     this.settings.cg = Math.min(this.settings.cg, this.maxCg);
@@ -67,7 +59,7 @@ class ImplicitGradient {
     this.frames = 0;             // draws so far (tests wait for the next one)
   }
 
-  async build() {
+  async start() {
     const s = this.settings;
     const ui = htmlElement("div", { class: "toy-widget implicit-gradient" });
     const figure = htmlElement("div", { class: "implicit-gradient__figure" });
@@ -138,6 +130,7 @@ class ImplicitGradient {
       taskPicker, this.lamSlider.element, stepsSlider.element, lrSlider.element, cgSlider.element);
     ui.append(figure, legend, controls, this.readout, this.live);
     this.root.append(ui);
+    await this.request();        // the first draw: if it fails, main.js keeps the static figure
   }
 
   chooseTask(t) {
@@ -269,17 +262,6 @@ function polyline(plot, points) {
 
 function formatVector(v) {
   return `(${formatNumber(v[0])}, ${formatNumber(v[1])})`;
-}
-
-function formatNumber(v) {
-  if (!Number.isFinite(v)) return String(v);
-  if (v === 0) return "0";
-  return Math.abs(v) >= 0.001 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(1);
-}
-
-function parsePoint(text) {
-  const p = String(text ?? "").split(",").map(Number);
-  return p.length === 2 && p.every(Number.isFinite) ? p : null;
 }
 
 let idCounter = 0;

@@ -24,7 +24,8 @@ import { createContours } from "../lib/contour.js";
 import { createHandle } from "../lib/handle.js";
 import { htmlElement, logSlider, slider } from "../lib/plot.js";
 import {
-  TOY_PLANE, TOY_TASKS, createPlanePlot, formatPoint, gridPoints, latest, loadToyGraph, markPoint,
+  createPlanePlot, formatNumber, formatPoint, gridPoints, latest, markPoint, mountToyWidget, parsePoint,
+  toySetup,
 } from "../lib/toy.js";
 
 const GRID = 61;
@@ -44,13 +45,8 @@ const METHODS = [
     settings: { lam: 1, steps: 10, lr: 0.3, cg: 2 }, minSteps: 0 },
 ];
 
-export async function mount(root) {
-  root.dataset.state = "loading";
-  const [landscape, meta] = await Promise.all([loadToyGraph("toy-landscape"), loadToyGraph("toy-meta")]);
-  const widget = new MetaGradients(root, landscape, meta);
-  await widget.build();
-  await widget.request();
-  return widget;
+export function mount(root) {
+  return mountToyWidget(root, ["toy-landscape", "toy-meta"], MetaGradients);
 }
 
 class MetaGradients {
@@ -58,12 +54,9 @@ class MetaGradients {
     this.root = root;
     this.landscape = landscape;
     this.meta = meta;
-    this.seriesTasks = meta.entry.task?.tasks ?? TOY_TASKS;
-    this.plane = meta.entry.task?.plane ?? TOY_PLANE;
+    ({ tasks: this.seriesTasks, plane: this.plane, maxSteps: this.maxSteps, maxCg: this.maxCg } =
+      toySetup(meta.entry));
     this.grid = gridPoints(this.plane[0], this.plane[1], GRID);
-    const outputs = meta.entry.graph.outputs;
-    this.maxSteps = outputs.find((o) => o.name === "trajectory").shape[1] - 1;
-    this.maxCg = outputs.find((o) => o.name === "imaml_cg").shape[1] - 1;
     this.theta = parsePoint(root.dataset.theta) ?? DEFAULT_THETA.slice();
     this.third = false;
     this.methods = METHODS.map((m) => ({ ...m, on: true, settings: { ...m.settings }, gradient: null }));
@@ -78,7 +71,7 @@ class MetaGradients {
     return this.third ? [...this.seriesTasks, THIRD_TASK] : this.seriesTasks;
   }
 
-  async build() {
+  async start() {
     const ui = htmlElement("div", { class: "toy-widget meta-gradients" });
     const figure = htmlElement("div", { class: "meta-gradients__figure" });
     const plot = createPlanePlot(figure, {
@@ -111,6 +104,7 @@ class MetaGradients {
     this.readout = htmlElement("p", { class: "toy-widget__readout meta-gradients__readout" });
     ui.append(figure, thirdLabel, cards, this.readout, this.live);
     this.root.append(ui);
+    await this.request();        // the first draw: if it fails, main.js keeps the static figure
   }
 
   /** One method's card: its switch, its settings and the length of its vector. */
@@ -242,15 +236,4 @@ function describe(drawn, methods) {
     .map(([name, g]) => `${name} ${Math.round((Math.atan2(-g[1], -g[0]) * 180) / Math.PI)}°`);
   return `θ = ${formatPoint(drawn.theta)}, ${drawn.tasks.length} tasks. ` +
     (angles.length ? `Directions of −g (0° is +a, 90° is +b): ${angles.join(", ")}.` : "No arrow is shown.");
-}
-
-function formatNumber(v) {
-  if (!Number.isFinite(v)) return String(v);
-  if (v === 0) return "0";
-  return Math.abs(v) >= 0.001 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(1);
-}
-
-function parsePoint(text) {
-  const p = String(text ?? "").split(",").map(Number);
-  return p.length === 2 && p.every(Number.isFinite) ? p : null;
 }

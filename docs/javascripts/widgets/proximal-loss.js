@@ -19,8 +19,8 @@ import { createContours } from "../lib/contour.js";
 import { createHandle } from "../lib/handle.js";
 import { htmlElement, logSlider } from "../lib/plot.js";
 import {
-  TOY_PLANE, TOY_TASKS, createPlanePlot, formatPoint, gridPoints, latest, loadToyGraph, markPoint,
-  placeMarker,
+  TOY_PLANE, TOY_TASKS, createPlanePlot, formatPoint, gridPoints, latest, markPoint, mountToyWidget,
+  parsePoint, placeMarker,
 } from "../lib/toy.js";
 
 const GRID = 61;                          // points per side of the plane's grid
@@ -28,13 +28,8 @@ const DEFAULT_THETA = [0.2, 0.8];         // the build's fallback figure shows t
 const DEFAULT_LAM = 1;                    // …and this λ
 const LAMBDA = { lo: 0.01, hi: 100, perDecade: 4, zero: true };
 
-export async function mount(root) {
-  root.dataset.state = "loading";
-  const graph = await loadToyGraph("toy-landscape");
-  const widget = new ProximalLoss(root, graph);
-  await widget.build();
-  await widget.request();
-  return widget;
+export function mount(root) {
+  return mountToyWidget(root, ["toy-landscape"], ProximalLoss);
 }
 
 class ProximalLoss {
@@ -53,7 +48,7 @@ class ProximalLoss {
     this.frames = 0;             // draws so far (tests wait for the next one)
   }
 
-  async build() {
+  async start() {
     const ui = htmlElement("div", { class: "toy-widget proximal-loss" });
     const panels = htmlElement("div", { class: "toy-widget__panels" });
     this.live = htmlElement("p", { class: "toy-live", "aria-live": "polite" });
@@ -86,6 +81,7 @@ class ProximalLoss {
     const controls = htmlElement("div", { class: "toy-widget__controls" }, this.lamSlider.element);
     ui.append(panels, legend, controls, this.readout, this.live);
     this.root.append(ui);
+    await this.request();        // the first draw: if it fails, main.js keeps the static figure
   }
 
   moveTheta(point, from) {
@@ -152,11 +148,6 @@ function argmin(values) {
 
 function formatLambda(v) {
   return String(v);
-}
-
-function parsePoint(text) {
-  const p = String(text ?? "").split(",").map(Number);
-  return p.length === 2 && p.every(Number.isFinite) ? p : null;
 }
 
 function key(className, text) {

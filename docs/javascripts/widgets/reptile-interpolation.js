@@ -18,7 +18,7 @@ import { createContours } from "../lib/contour.js";
 import { createHandle } from "../lib/handle.js";
 import { htmlElement, slider, svgElement } from "../lib/plot.js";
 import {
-  TOY_PLANE, createPlanePlot, formatPoint, gridPoints, latest, loadToyGraph, markPoint, placeMarker,
+  createPlanePlot, formatPoint, gridPoints, latest, markPoint, mountToyWidget, placeMarker, toySetup,
 } from "../lib/toy.js";
 
 const GRID = 61;
@@ -28,12 +28,8 @@ const MAX_STEPS = 5;
 const DEFAULTS = { theta: [0.2, 0.8], innerLr: 0.3, steps: 3, beta: 0.5 };
 const MAX_LR = 1;                   // past 2/3 the steps overshoot on this loss (Hessian eigenvalues up to ~3)
 
-export async function mount(root) {
-  root.dataset.state = "loading";
-  const [landscape, meta] = await Promise.all([loadToyGraph("toy-landscape"), loadToyGraph("toy-meta")]);
-  const widget = new ReptileInterpolation(root, landscape, meta);
-  await widget.start();
-  return widget;
+export function mount(root) {
+  return mountToyWidget(root, ["toy-landscape", "toy-meta"], ReptileInterpolation);
 }
 
 class ReptileInterpolation {
@@ -41,9 +37,9 @@ class ReptileInterpolation {
     this.root = root;
     this.landscape = landscape;
     this.meta = meta;
-    const tasks = meta.entry.task?.tasks ?? [[0.3, 0.05], [0.83, 0.75]];
+    const { tasks, plane } = toySetup(meta.entry);
     this.task = tasks[TASK];
-    this.plane = meta.entry.task?.plane ?? TOY_PLANE;
+    this.plane = plane;
     this.theta = DEFAULTS.theta.slice();
     this.innerLr = DEFAULTS.innerLr;
     this.steps = DEFAULTS.steps;

@@ -17,7 +17,7 @@ import { createContours } from "../lib/contour.js";
 import { createHandle } from "../lib/handle.js";
 import { htmlElement, slider } from "../lib/plot.js";
 import {
-  TOY_PLANE, createPlanePlot, formatPoint, gridPoints, latest, loadToyGraph, markPoint,
+  createPlanePlot, formatPoint, gridPoints, latest, markPoint, mountToyWidget, toySetup,
 } from "../lib/toy.js";
 
 const GRID = 61;
@@ -25,12 +25,8 @@ const DEFAULT_THETA = [0.2, 0.8];
 const DEFAULT_LR = 0.3;
 const MAX_LR = 1;
 
-export async function mount(root) {
-  root.dataset.state = "loading";
-  const [landscape, meta] = await Promise.all([loadToyGraph("toy-landscape"), loadToyGraph("toy-meta")]);
-  const widget = new WillItWork(root, landscape, meta);
-  await widget.start();
-  return widget;
+export function mount(root) {
+  return mountToyWidget(root, ["toy-landscape", "toy-meta"], WillItWork);
 }
 
 class WillItWork {
@@ -38,8 +34,7 @@ class WillItWork {
     this.root = root;
     this.landscape = landscape;
     this.meta = meta;
-    this.tasks = meta.entry.task?.tasks ?? [[0.3, 0.05], [0.83, 0.75]];
-    this.plane = meta.entry.task?.plane ?? TOY_PLANE;
+    ({ tasks: this.tasks, plane: this.plane } = toySetup(meta.entry));
     this.theta = DEFAULT_THETA.slice();
     this.innerLr = DEFAULT_LR;
     this.phi = null;
