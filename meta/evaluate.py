@@ -1,12 +1,19 @@
-"""The evaluation protocol of contracts.md (the numbers on the Results page).
+"""The evaluation protocol of contracts.md (the numbers on the Results page),
+and the inner procedure every sinusoid model adapts with.
 
 1,000 test tasks drawn with a fixed seed that training never uses; for each
 K in {5, 10, 20}, K support points uniform on [-5, 5]; the query is 100 evenly
-spaced points on [-5, 5]; plain gradient descent at the model's inner_lr for
-0..10 steps; mean query MSE with its 95% confidence interval 1.96·σ/√n
-(plus the median, and how many tasks diverged: their MSE is infinite, and the
-mean is then stored as null, never as a non-JSON Infinity).
+spaced points on [-5, 5]; 0..10 safeguarded gradient steps at the model's
+inner_lr (``backtracking_step``); mean query MSE with its 95% confidence
+interval 1.96·σ/√n, the median, and how many tasks blew up (query MSE above
+50 or not finite: such a task counts as +inf, and the mean is then stored as
+null, never as a non-JSON Infinity).
 All tasks are adapted at once (batched), so the whole protocol takes seconds.
+
+The safeguarded step is the one adaptation procedure of the sinusoid models:
+the protocol here, ``meta.weights.fine_tune``, the exported ONNX graph
+(``meta.export.SinusoidAdaptation``, held to the autograd reference
+``meta.export.reference_adaptation``) and the fallback figures all run it.
 """
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ import math
 
 import torch
 
-from .model import Params, adapt, loss, per_task
+from .model import (Params, adapt, flatten_tasks, loss, loss_and_grad, per_task,
+                    unflatten_tasks)
 from .tasks import SINUSOID, SinusoidFamily
 
 EVAL_SEED = 2_017_0306      # never used for training (training seeds are small integers)
@@ -22,25 +30,89 @@ VALIDATION_SEED = 2_017_0307  # tasks for choosing an adaptation rate; never the
 SHOTS = (5, 10, 20)
 MAX_STEPS = 10
 QUERY_POINTS = 100
-#: A query MSE above this counts as diverged. Targets are at most 5 in size, so
-#: any prediction that has not blown up scores far below it.
-DIVERGED_MSE = 1e6
+#: A query MSE above this (or not finite) counts as blown up (contracts.md):
+#: predicting 0 everywhere costs at most A²/2 ≤ 12.5, so above 50 the
+#: adaptation has made the model worse than knowing nothing.
+DIVERGED_MSE = 50.0
+#: How often the safeguarded step may halve its rate before it stays put.
+HALVINGS = 4
+
+
+def inner_procedure(halvings: int | None = HALVINGS) -> dict:
+    """The manifest's description of an adaptation procedure: backtracking with
+    ``halvings`` halvings, or plain gradient descent for None."""
+    if halvings is None:
+        return {"kind": "gradient_descent"}
+    return {"kind": "backtracking", "halvings": _check_halvings(halvings)}
+
+
+def _check_halvings(halvings: int | None) -> int | None:
+    if halvings is not None and (isinstance(halvings, bool) or not isinstance(halvings, int)
+                                 or halvings < 0):
+        raise ValueError(f"halvings must be an integer >= 0 or None (plain gradient descent), "
+                         f"got {halvings!r}")
+    return halvings
+
+
+# --8<-- [start:backtracking_step]
+def backtracking_step(params: Params, x: torch.Tensor, y: torch.Tensor, lr: float,
+                      halvings: int = HALVINGS) -> tuple[Params, torch.Tensor]:
+    """One safeguarded gradient step on each task's support MSE (backtracking
+    on the step length, Nocedal & Wright's Algorithm 3.1 asking only for no
+    increase). Parameters carry a task dimension [T, ...].
+
+    The step at rate ``lr`` is tried first; where it would raise a task's
+    support loss, the step is halved, up to ``halvings`` times, and the first
+    trial that does not raise the loss is taken. A task for which none of the
+    halvings + 1 trials does so stays where it is. All trials of all tasks run
+    as one batched forward pass, and a mask per task picks its step: no Python
+    loop over tasks. Returns the new parameters and each task's support loss
+    before the step, shaped [T].
+    """
+    task_loss, grads = loss_and_grad(params, x, y)
+    like = {name: p[0] for name, p in grads.items()}
+    phi, grad = flatten_tasks(params), flatten_tasks(grads)             # [T, P]
+    trials = halvings + 1
+    rates = lr * torch.pow(0.5, torch.arange(trials, dtype=phi.dtype))  # α, α/2, …
+    candidates = phi.unsqueeze(0) - rates.view(-1, 1, 1) * grad.unsqueeze(0)
+    trial_loss = loss(unflatten_tasks(candidates.reshape(-1, phi.shape[1]), like),
+                      x.repeat(trials, 1, 1), y.repeat(trials, 1, 1)).view(trials, -1)
+    accepted = trial_loss <= task_loss              # [trials, T]; NaN never passes
+    first = accepted.to(torch.uint8).argmax(0)      # the first trial that passes
+    rate = torch.where(accepted.any(0), rates[first], torch.zeros_like(task_loss))
+    return unflatten_tasks(phi - rate.unsqueeze(1) * grad, like), task_loss
+# --8<-- [end:backtracking_step]
+
+
+def adapt_safeguarded(params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
+                      halvings: int | None = HALVINGS) -> Params:
+    """``steps`` safeguarded steps (``backtracking_step``) on each task's
+    support MSE; plain gradient descent (meta.model.adapt) for halvings=None."""
+    if _check_halvings(halvings) is None:
+        return adapt(params, x, y, steps, lr)
+    for _ in range(steps):
+        params = backtracking_step(params, x, y, lr, halvings)[0]
+    return params
 
 
 def query_mse_by_step(params: Params, inner_lr: float, support_x: torch.Tensor, support_y: torch.Tensor,
-                      query_x: torch.Tensor, query_y: torch.Tensor, max_steps: int) -> torch.Tensor:
+                      query_x: torch.Tensor, query_y: torch.Tensor, max_steps: int,
+                      halvings: int | None = HALVINGS) -> torch.Tensor:
     """Query MSE of every task after 0..max_steps adaptation steps, shaped [steps+1, T]."""
     phi = per_task(params, support_x.shape[0])
     errors = [loss(phi, query_x, query_y)]
     for _ in range(max_steps):
-        phi = adapt(phi, support_x, support_y, 1, inner_lr)
+        phi = adapt_safeguarded(phi, support_x, support_y, 1, inner_lr, halvings)
         errors.append(loss(phi, query_x, query_y))
     return torch.stack(errors)
 
 
 def evaluate(params: Params, inner_lr: float, num_tasks: int = 1000, shots: tuple[int, ...] = SHOTS,
              max_steps: int = MAX_STEPS, seed: int = EVAL_SEED,
-             family: SinusoidFamily = SINUSOID) -> dict:
+             family: SinusoidFamily = SINUSOID, halvings: int | None = HALVINGS) -> dict:
+    """The protocol's numbers for ``params`` adapted at ``inner_lr`` with the
+    safeguarded step (plain gradient descent for halvings=None)."""
+    _check_halvings(halvings)
     generator = torch.Generator().manual_seed(seed)
     amplitude, phase = family.sample_tasks(num_tasks, generator)
     query_x = torch.linspace(*family.x_range, QUERY_POINTS).view(1, -1, 1).expand(num_tasks, -1, -1)
@@ -48,8 +120,10 @@ def evaluate(params: Params, inner_lr: float, num_tasks: int = 1000, shots: tupl
     params = {n: p.detach().to("cpu", torch.float32) for n, p in params.items()}
     results: dict = {
         "protocol": {"num_tasks": num_tasks, "shots": list(shots), "max_steps": max_steps,
-                     "query_points": QUERY_POINTS, "inner_lr": inner_lr, "seed": seed,
-                     "ci": "1.96 * sample std / sqrt(num_tasks)"},
+                     "query_points": QUERY_POINTS, "inner_lr": inner_lr,
+                     "inner_procedure": inner_procedure(halvings), "seed": seed,
+                     "ci": "1.96 * sample std / sqrt(num_tasks)",
+                     "blown_up": f"query MSE > {DIVERGED_MSE:g} or not finite"},
         "query_mse": {},
     }
     with torch.no_grad():
@@ -57,11 +131,12 @@ def evaluate(params: Params, inner_lr: float, num_tasks: int = 1000, shots: tupl
             support_x = family.sample_x(num_tasks, k, generator)
             support_y = family.target(amplitude, phase, support_x)
             errors = query_mse_by_step(params, inner_lr, support_x, support_y, query_x, query_y,
-                                       max_steps).double()
+                                       max_steps, halvings).double()
             # Plain gradient descent at a fixed rate can blow up on a task whose
-            # support points make the loss very curved. Such a task's MSE is
-            # huge, infinite or NaN; it counts as +inf, the median stays
-            # meaningful, and the mean and its interval are stored as null.
+            # support points make the loss very curved (the safeguarded step
+            # exists to prevent it). Such a task's MSE is huge, infinite or
+            # NaN; it counts as +inf, the median stays meaningful, and the
+            # mean and its interval are stored as null.
             diverged = ~torch.isfinite(errors) | (errors > DIVERGED_MSE)
             errors = errors.masked_fill(diverged, math.inf)
             any_diverged = diverged.any(1)
@@ -92,16 +167,17 @@ def summary_metrics(results: dict) -> dict:
 
 
 def choose_inner_lr(params: Params, candidates: tuple[float, ...], num_tasks: int = 500,
-                    shots: int = 5, steps: int = MAX_STEPS,
-                    seed: int = VALIDATION_SEED) -> tuple[float, dict[str, float | None]]:
-    """The candidate rate with the lowest mean query MSE after ``steps`` plain
-    gradient steps on ``shots`` support points, measured on validation tasks
-    drawn with their own seed (never the evaluation's). Returns the rate and
-    every candidate's score (None where some task diverged)."""
+                    shots: int = 5, steps: int = MAX_STEPS, seed: int = VALIDATION_SEED,
+                    halvings: int | None = HALVINGS) -> tuple[float, dict[str, float | None]]:
+    """The candidate rate with the lowest mean query MSE after ``steps``
+    adaptation steps (the safeguarded ones unless halvings=None) on ``shots``
+    support points, measured on validation tasks drawn with their own seed
+    (never the evaluation's). Returns the rate and every candidate's score
+    (None where some task blew up)."""
     scores: dict[str, float | None] = {}
     for lr in candidates:
         curve = evaluate(params, lr, num_tasks=num_tasks, shots=(shots,), max_steps=steps,
-                         seed=seed)["query_mse"][str(shots)]
+                         seed=seed, halvings=halvings)["query_mse"][str(shots)]
         scores[str(lr)] = curve["mean"][steps]
     finite = {float(lr): score for lr, score in scores.items() if score is not None}
     if not finite:

@@ -1,16 +1,20 @@
 """Export of the sinusoid adaptation graph to ONNX, and the references it is held to.
 
 The browser never re-implements the math: it runs the graph written here. The
-graph takes a support set, a query set and a learning rate, and unrolls S plain
-gradient-descent steps on the support MSE starting from the meta-learned
-parameters, returning the query predictions after 0, 1, ..., S steps and the
-support loss along the way (see the "sinusoid adaptation graph" section of the
-contracts).
+graph takes a support set, a query set and a learning rate, and unrolls S
+safeguarded gradient steps on the support MSE starting from the meta-learned
+parameters (each step tries the rate ``inner_lr`` and halves it, up to H
+times, while the step would raise the support loss; see
+``meta.evaluate.backtracking_step``), returning the query predictions after
+0, 1, ..., S steps and the support loss along the way (see the "sinusoid
+adaptation graph" section of the contracts). With ``halvings=None`` the steps
+are plain gradient descent.
 
 ``torch.autograd.grad`` does not survive ONNX export, so the exported module,
 ``SinusoidAdaptation``, carries the network's backward pass written out by
 hand. ``reference_adaptation`` computes the same thing with autograd and
-nothing else; the tests hold the two (and the ONNX graph) against each other.
+nothing else, one task and one trial step at a time; the tests hold the two
+(and the ONNX graph) against each other.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from meta.evaluate import HALVINGS, inner_procedure
 from meta.model import LAYER_SIZES, PARAM_NAMES, Params
 
 #: Opset of the exported graph; onnxruntime-web's WebAssembly backend runs it.
@@ -52,18 +57,22 @@ SIGNATURE = {
     ],
     "outputs": [
         io_spec("query_y", ["S+1", "M", 1],
-                "predictions after 0, 1, …, S plain gradient steps on the support MSE"),
+                "predictions after 0, 1, …, S gradient steps on the support MSE, each safeguarded "
+                "as the entry's inner_procedure says (backtracking: the step at inner_lr is halved, "
+                "up to `halvings` times, while it would raise the support loss; if every trial "
+                "would, the parameters stay put)"),
         io_spec("support_loss", ["S+1"], "support MSE before each step and after the last"),
     ],
 }
 
 #: Every operator type the adaptation graph may contain: plain arithmetic,
-#: matrix products, ReLU and its mask, reductions, and the few shape operators
-#: that turn the number of support points into the divisor of the mean.
+#: matrix products, ReLU and its mask, the comparison that accepts a trial
+#: step, reductions, and the few shape operators that turn the number of
+#: support points into the divisor of the mean.
 ALLOWED_OPS = frozenset({
     "Add", "Sub", "Mul", "Div", "Neg", "Reciprocal",
     "MatMul", "Gemm", "Transpose",
-    "Relu", "Greater", "Where",
+    "Relu", "Greater", "LessOrEqual", "Where",
     "ReduceSum", "ReduceMean",
     "Shape", "Gather", "Cast", "Max", "Clip",
     "Constant", "Reshape", "Unsqueeze", "Squeeze", "Concat", "Expand",
@@ -102,6 +111,11 @@ def _check_steps(steps: int) -> int:
     return steps
 
 
+def _check_halvings(halvings: int | None) -> int | None:
+    inner_procedure(halvings)          # raises ValueError naming the value
+    return halvings
+
+
 def _check_points(name: str, t: torch.Tensor, allow_empty: bool) -> None:
     if t.dim() != 2 or t.shape[1] != 1:
         raise ValueError(f"{name} must be shaped [points, 1], got {list(t.shape)}")
@@ -117,9 +131,13 @@ def _mlp(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
 
 # --8<-- [start:reference]
 def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: torch.Tensor,
-                         query_x: torch.Tensor, inner_lr: float | torch.Tensor,
-                         steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plain gradient descent on the support MSE, gradients from autograd.
+                         query_x: torch.Tensor, inner_lr: float | torch.Tensor, steps: int,
+                         halvings: int | None = HALVINGS) -> tuple[torch.Tensor, torch.Tensor]:
+    """The safeguarded gradient steps on one task's support MSE, gradients from
+    autograd, one trial at a time: the step at ``inner_lr`` is tried, then
+    halved while it would raise the support loss, ``halvings`` times at most;
+    if no trial keeps the loss from rising, the parameters stay. Plain
+    gradient descent for halvings=None.
 
     Returns the query predictions after 0..steps updates, shaped [steps+1, M, 1],
     and the support MSE before each update and after the last, shaped [steps+1].
@@ -127,6 +145,7 @@ def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: tor
     unadapted prediction. Computed in the dtype of ``support_x``.
     """
     steps = _check_steps(steps)
+    halvings = _check_halvings(halvings)
     _check_points("support_x", support_x, allow_empty=True)
     _check_points("support_y", support_y, allow_empty=True)
     _check_points("query_x", query_x, allow_empty=False)
@@ -138,34 +157,74 @@ def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: tor
     support_y, query_x = support_y.to(dtype), query_x.to(dtype)
     lr = torch.as_tensor(inner_lr, dtype=dtype)
     count = max(support_x.shape[0], 1)
+
+    def support_mse(q: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (_mlp(q, support_x) - support_y).pow(2).sum() / count
+
     predictions, losses = [], []
     with torch.enable_grad():
         for step in range(steps + 1):
             p = {n: t.detach().requires_grad_(True) for n, t in p.items()}
-            support_loss = (_mlp(p, support_x) - support_y).pow(2).sum() / count
+            support_loss = support_mse(p)
             predictions.append(_mlp(p, query_x).detach())
             losses.append(support_loss.detach())
-            if step < steps:
-                grads = torch.autograd.grad(support_loss, list(p.values()))
-                p = {n: t - lr * g for (n, t), g in zip(p.items(), grads)}
+            if step == steps:
+                break
+            grads = dict(zip(p, torch.autograd.grad(support_loss, list(p.values()))))
+            if halvings is None:
+                p = {n: t - lr * grads[n] for n, t in p.items()}
+                continue
+            with torch.no_grad():
+                for trial in range(halvings + 1):
+                    rate = lr * 0.5 ** trial
+                    candidate = {n: t - rate * grads[n] for n, t in p.items()}
+                    if support_mse(candidate) <= support_loss:   # NaN never passes
+                        p = candidate
+                        break
     return torch.stack(predictions), torch.stack(losses)
 # --8<-- [end:reference]
 
 
 # --8<-- [start:module]
 class SinusoidAdaptation(nn.Module):
-    """The exported graph: S gradient steps with the backward pass written by hand.
+    """The exported graph: S safeguarded gradient steps with the backward pass
+    written by hand.
 
     The meta-learned parameters are buffers, so they become constants of the
     graph. Only matrix products, elementwise arithmetic, ReLU, a
-    ``where(z > 0, g, 0)`` mask and sums are used; all are plain ONNX operators.
+    ``where(z > 0, g, 0)`` mask, one ``<=`` comparison and sums are used; all
+    are plain ONNX operators. Each step tries all H + 1 step lengths (inner_lr,
+    inner_lr/2, …) in one batched forward pass over the support set, and masks
+    pick the first that does not raise the support loss (none: the step
+    length is 0). halvings=None exports plain gradient descent instead.
     """
 
-    def __init__(self, params: Params, steps: int = 10):
+    def __init__(self, params: Params, steps: int = 10, halvings: int | None = HALVINGS):
         super().__init__()
         self.steps = _check_steps(steps)
+        self.halvings = _check_halvings(halvings)
         for name, tensor in _check_params(params).items():
             self.register_buffer(name, tensor.to(torch.float32).clone().contiguous())
+        if halvings is not None:
+            trials = halvings + 1
+            self.register_buffer("fractions", 0.5 ** torch.arange(trials, dtype=torch.float32))
+            # earlier[i, j] = 1 for trials i < j: (accepted @ earlier)[j] counts
+            # the accepted trials before j.
+            self.register_buffer("earlier", torch.ones(trials, trials).triu(1))
+
+    def _step_length(self, support_x, support_y, count, params, grads, inner_lr, loss):
+        """inner_lr / 2^h for the first trial h that does not raise the support
+        loss, 0 if none does."""
+        rates = inner_lr * self.fractions                                 # [H+1]
+        w1, b1, w2, b2, w3, b3 = (p.unsqueeze(0) - rates.view(-1, 1, 1) * g.unsqueeze(0)
+                                  for p, g in zip(params, grads))       # [H+1, in, out]
+        h = torch.relu(support_x @ w1 + b1)                              # [H+1, N, 40]
+        h = torch.relu(h @ w2 + b2)
+        residual = h @ w3 + b3 - support_y                               # [H+1, N, 1]
+        trial_loss = (residual * residual).sum(dim=(1, 2)) / count      # [H+1]
+        accepted = torch.where(trial_loss <= loss, 1.0, 0.0)            # NaN never passes
+        first = torch.where(accepted @ self.earlier > 0.5, 0.0, accepted)
+        return (first * rates).sum()
 
     def forward(self, support_x: torch.Tensor, support_y: torch.Tensor,
                 query_x: torch.Tensor, inner_lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,19 +241,20 @@ class SinusoidAdaptation(nn.Module):
             z2 = h1 @ w2 + b2
             h2 = torch.relu(z2)
             residual = h2 @ w3 + b3 - support_y
-            losses.append((residual * residual).sum() / count)
+            support_loss = (residual * residual).sum() / count
+            losses.append(support_loss)
             if step == self.steps:
                 break
             # Backward: d(MSE)/d(parameters), layer by layer.
             d_out = residual * (2.0 / count)
             d_z2 = torch.where(z2 > 0, d_out @ w3.transpose(0, 1), zero)
             d_z1 = torch.where(z1 > 0, d_z2 @ w2.transpose(0, 1), zero)
-            w1 = w1 - inner_lr * (x_t @ d_z1)
-            b1 = b1 - inner_lr * d_z1.sum(0)
-            w2 = w2 - inner_lr * (h1.transpose(0, 1) @ d_z2)
-            b2 = b2 - inner_lr * d_z2.sum(0)
-            w3 = w3 - inner_lr * (h2.transpose(0, 1) @ d_out)
-            b3 = b3 - inner_lr * d_out.sum(0)
+            params = (w1, b1, w2, b2, w3, b3)
+            grads = (x_t @ d_z1, d_z1.sum(0), h1.transpose(0, 1) @ d_z2, d_z2.sum(0),
+                     h2.transpose(0, 1) @ d_out, d_out.sum(0))
+            rate = inner_lr if self.halvings is None else self._step_length(
+                support_x, support_y, count, params, grads, inner_lr, support_loss)
+            w1, b1, w2, b2, w3, b3 = (p - rate * g for p, g in zip(params, grads))
             trajectory.append((w1, b1, w2, b2, w3, b3))
         # Query predictions of all S+1 parameter sets in one batched pass. Every
         # row then goes through the same kernels (a runtime may pre-pack constant
@@ -272,7 +332,7 @@ def export_module(module: nn.Module, example_inputs: tuple, input_names, output_
     return model
 
 
-def build_onnx_model(params: Params, steps: int = 10):
+def build_onnx_model(params: Params, steps: int = 10, halvings: int | None = HALVINGS):
     """The adaptation graph as an in-memory, checked ``onnx.ModelProto``."""
     num_support = torch.export.Dim("N", min=0)
     num_query = torch.export.Dim("M", min=1)
@@ -282,7 +342,7 @@ def build_onnx_model(params: Params, steps: int = 10):
         "query_x": {0: num_query},
         "inner_lr": {},
     }
-    return export_module(SinusoidAdaptation(params, steps), _example_inputs(), INPUT_NAMES,
+    return export_module(SinusoidAdaptation(params, steps, halvings), _example_inputs(), INPUT_NAMES,
                          OUTPUT_NAMES, dynamic_shapes, "sinusoid adaptation")
 
 
@@ -308,10 +368,12 @@ def write_model(model, path: str | os.PathLike) -> dict:
             "ops": sorted({node.op_type for node in model.graph.node})}
 
 
-def export_sinusoid(params: Params, path: str | os.PathLike, steps: int = 10) -> dict:
+def export_sinusoid(params: Params, path: str | os.PathLike, steps: int = 10,
+                    halvings: int | None = HALVINGS) -> dict:
     """Write the adaptation graph to ``path`` atomically. Returns {"path",
-    "bytes", "ops", "steps"}."""
-    return {**write_model(build_onnx_model(params, steps), path), "steps": steps}
+    "bytes", "ops", "steps", "inner_procedure"}."""
+    model = build_onnx_model(params, steps, halvings)
+    return {**write_model(model, path), "steps": steps, "inner_procedure": inner_procedure(halvings)}
 
 
 _SESSIONS: dict[tuple[str, int, int], object] = {}

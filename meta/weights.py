@@ -4,7 +4,8 @@
 (``exported/<name>.pt``: a ``torch.save`` of a checkpoint whose ``"params"``
 holds the six tensors of the 1-40-40-1 network), or a plain ``torch.save`` of
 those six tensors, and checks it before handing it back. ``predict`` and
-``fine_tune`` wrap ``meta.model.forward`` and ``meta.model.adapt`` for one
+``fine_tune`` wrap ``meta.model.forward`` and the safeguarded steps of
+``meta.evaluate.adapt_safeguarded`` (what the exported graphs run) for one
 task, with points shaped [M, 1] (or [M]) instead of the batched [T, M, 1].
 """
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 
 import torch
 
-from .model import LAYER_SIZES, PARAM_NAMES, Params, adapt, forward
+from .evaluate import HALVINGS, adapt_safeguarded
+from .model import LAYER_SIZES, PARAM_NAMES, Params, forward
 
 
 def param_shapes(sizes: tuple[int, ...] = LAYER_SIZES) -> dict[str, tuple[int, ...]]:
@@ -89,9 +91,13 @@ def predict(params: Params, x) -> torch.Tensor:
         return forward(params, _points("x", x))[0]
 
 
-def fine_tune(params: Params, support_x, support_y, steps: int, inner_lr: float) -> Params:
-    """The parameters after ``steps`` plain gradient-descent steps on the support
-    MSE at ``inner_lr`` (what the exported graph does), without a task dimension."""
+def fine_tune(params: Params, support_x, support_y, steps: int, inner_lr: float,
+              halvings: int | None = HALVINGS) -> Params:
+    """The parameters after ``steps`` gradient steps on the support MSE at
+    ``inner_lr``, each safeguarded as the exported graphs do (the step is
+    halved, up to ``halvings`` times, while it would raise the support loss;
+    if every trial would, the parameters stay), without a task dimension.
+    halvings=None takes plain gradient-descent steps instead."""
     x, y = _points("support_x", support_x), _points("support_y", support_y)
     if x.shape != y.shape:
         raise ValueError(f"support_x {list(x.shape[1:])} and support_y {list(y.shape[1:])} "
@@ -99,7 +105,8 @@ def fine_tune(params: Params, support_x, support_y, steps: int, inner_lr: float)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     with torch.no_grad():
-        tuned = adapt(params, x, y, steps, inner_lr)
+        tuned = adapt_safeguarded({n: p.unsqueeze(0) for n, p in params.items()}, x, y, steps,
+                                  inner_lr, halvings)
     return {name: p.reshape(params[name].shape) for name, p in tuned.items()}
 
 

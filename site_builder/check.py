@@ -5,7 +5,9 @@ compute what PyTorch computes?
    contract's fields.
 2. Every file it names exists and has the recorded sha256.
 3. For each model, the ONNX graph (onnxruntime) and autograd-based adaptation
-   of the stored weights agree within 1e-5 on support sets of 0..20 points.
+   of the stored weights, with the inner procedure its entry records
+   (backtracking with its halvings; plain gradient descent where none is
+   recorded), agree within 1e-5 on support sets of 0..20 points.
 
 Stale inputs (code changed since a file was built) are reported as notes: the
 files are still consistent, and `maml-site build` would redo those stages.
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from meta.evaluate import HALVINGS
 
 from . import manifest
 from .config import MODELS
@@ -44,9 +48,30 @@ def _file_problems(exported: Path, name: str, record: dict) -> list[str]:
     return []
 
 
-def parity_error(onnx_path: Path, params: dict, inner_lr: float, steps: int) -> tuple[float, int]:
+def procedure_halvings(entry: dict) -> int | None:
+    """The halvings of the safeguarded step an entry's graph runs, or None for
+    plain gradient descent (an entry without "inner_procedure")."""
+    procedure = entry.get("inner_procedure") or {"kind": "gradient_descent"}
+    if procedure.get("kind") == "gradient_descent":
+        return None
+    if procedure.get("kind") == "backtracking":
+        from meta.evaluate import inner_procedure
+
+        halvings = procedure.get("halvings")
+        if halvings is None:
+            raise ValueError("backtracking without its number of halvings")
+        inner_procedure(halvings)                        # ValueError unless an integer >= 0
+        return halvings
+    raise ValueError(f"unknown inner_procedure kind {procedure.get('kind')!r}; "
+                     "allowed: backtracking, gradient_descent")
+
+
+def parity_error(onnx_path: Path, params: dict, inner_lr: float, steps: int,
+                 halvings: int | None = HALVINGS) -> tuple[float, int]:
     """Largest |ONNX - autograd| over query predictions and support losses, and
-    the support size where it occurred."""
+    the support size where it occurred; both adapt with ``halvings`` halvings
+    of the safeguarded step (None: plain gradient descent; the default is the
+    build's procedure)."""
     from meta.export import reference_adaptation, run_onnx
 
     generator = torch.Generator().manual_seed(PARITY_SEED)
@@ -59,16 +84,17 @@ def parity_error(onnx_path: Path, params: dict, inner_lr: float, steps: int) -> 
         support_y = amplitude * torch.sin(support_x + phase)
         # The reference runs in float64: the truth the float32 graph is held to.
         ref_y, ref_loss = reference_adaptation(params, support_x.double(), support_y.double(),
-                                               query_x.double(), inner_lr, steps)
+                                               query_x.double(), inner_lr, steps, halvings)
         onnx_y, onnx_loss = run_onnx(onnx_path, support_x, support_y, query_x, inner_lr)
         if onnx_y.shape != tuple(ref_y.shape) or onnx_loss.shape != tuple(ref_loss.shape):
             raise BuildFailure(f"{onnx_path.name}: ONNX outputs are shaped {list(onnx_y.shape)}, "
                                f"{list(onnx_loss.shape)}; expected {list(ref_y.shape)}, "
                                f"{list(ref_loss.shape)} (is it exported with {steps} steps?)")
         # Compare the steps where gradient descent is still descending. At a
-        # model's rate, a support set can make the loss so curved that the steps
-        # blow up (see the Results page); rounding then grows exponentially and
-        # no float32 graph can track float64 any more. Those steps are skipped.
+        # model's rate, a support set can make the loss so curved that plain
+        # steps blow up (see the Results page); rounding then grows
+        # exponentially and no float32 graph can track float64 any more. Those
+        # steps are skipped (the safeguarded step never raises the loss).
         stable = _stable_steps(ref_loss.numpy())
         error = max(float(np.max(np.abs(onnx_y[stable] - ref_y.numpy()[stable]), initial=0.0)),
                     float(np.max(np.abs(onnx_loss[stable] - ref_loss.numpy()[stable]), initial=0.0)))
@@ -155,7 +181,13 @@ def check(exported: Path, repo_root: Path) -> list[str]:
         if file_problems or "weights" not in entry:
             continue
         params = load_checkpoint(exported / entry["weights"]["file"])["params"]
-        error, n = parity_error(exported / entry["file"], params, entry["inner_lr"], entry["steps"])
+        try:
+            halvings = procedure_halvings(entry)
+        except ValueError as error:
+            problems.append(f"{name}: manifest entry's inner_procedure: {error}")
+            continue
+        error, n = parity_error(exported / entry["file"], params, entry["inner_lr"], entry["steps"],
+                                halvings)
         if error > PARITY_TOLERANCE:
             problems.append(f"{name}: ONNX and PyTorch adaptation differ by {error:.3g} "
                             f"(> {PARITY_TOLERANCE:g}) with {n} support points; the graph was "

@@ -1,8 +1,8 @@
 """Static figures the build renders with matplotlib.
 
 ``sine_fit_svg`` is the fallback inside each sine-fit widget: what the widget
-would show for one example task, drawn from the same adaptation the exported
-graph computes (``meta.export.reference_adaptation``), so a reader without
+would show for one example task, drawn from the same safeguarded adaptation
+the exported graph computes (``meta.export.reference_adaptation``), so a reader without
 WebAssembly still sees this model's real behaviour. The output is
 byte-for-byte deterministic (fixed SVG hash salt, no date), so an unchanged
 model gives an unchanged file.
@@ -15,6 +15,7 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
+from meta.evaluate import HALVINGS
 from meta.export import reference_adaptation
 from meta.model import Params
 
@@ -47,14 +48,17 @@ def svg_bytes(fig) -> bytes:
     return out.getvalue()
 
 
-def sine_fit_svg(params: Params, inner_lr: float, title: str) -> bytes:
-    """An SVG of the model before adaptation and after 1..10 steps on the example task."""
+def sine_fit_svg(params: Params, inner_lr: float, title: str,
+                 halvings: int | None = HALVINGS) -> bytes:
+    """An SVG of the model before adaptation and after 1..10 steps on the
+    example task: the safeguarded steps of the exported graph (plain gradient
+    descent for halvings=None)."""
     support_x = torch.tensor(EXAMPLE_SUPPORT_X, dtype=torch.float32).reshape(-1, 1)
     support_y = EXAMPLE_AMPLITUDE * torch.sin(support_x + EXAMPLE_PHASE)
     query_x = torch.linspace(-5.0, 5.0, 201).reshape(-1, 1)
     target = EXAMPLE_AMPLITUDE * torch.sin(query_x + EXAMPLE_PHASE)
     predictions, _ = reference_adaptation(params, support_x, support_y, query_x, inner_lr,
-                                          EXAMPLE_STEPS)
+                                          EXAMPLE_STEPS, halvings)
     x = query_x[:, 0].numpy()
 
     with matplotlib.rc_context(SVG_RC):

@@ -108,11 +108,24 @@ def _checkpoint_bytes(checkpoint: dict) -> bytes:
     return buffer.getvalue()
 
 
+def inner_procedure() -> dict:
+    """How every sinusoid model adapts (evaluation, graph, figure): the
+    safeguarded step of meta.evaluate, recorded in each manifest entry."""
+    from meta.evaluate import HALVINGS, inner_procedure as describe
+
+    return describe(HALVINGS)
+
+
+def _halvings(procedure: dict) -> int | None:
+    return procedure.get("halvings") if procedure.get("kind") == "backtracking" else None
+
+
 def _protocol(job: ModelJob, inner_lr: float) -> dict:
     from meta.evaluate import EVAL_SEED
 
     return {"inner_lr": inner_lr, "num_tasks": PROFILES[job.profile].eval_tasks,
-            "shots": list(EVAL_SHOTS), "max_steps": EVAL_MAX_STEPS, "seed": EVAL_SEED}
+            "shots": list(EVAL_SHOTS), "max_steps": EVAL_MAX_STEPS, "seed": EVAL_SEED,
+            "inner_procedure": inner_procedure()}
 
 
 # What each stage's output depends on. Downstream stages depend on the weights
@@ -133,8 +146,10 @@ def downstream_hashes(job: ModelJob, weights_sha: str, inner_lr: float) -> dict[
         "evaluate": inputs_hash(weights=weights_sha, protocol=_protocol(job, inner_lr),
                                 code=source_hashes(repo, EVALUATION_SOURCES)),
         "export": inputs_hash(weights=weights_sha, steps=EXPORT_STEPS,
+                              procedure=inner_procedure(),
                               code=source_hashes(repo, EXPORT_SOURCES)),
         "figures": inputs_hash(weights=weights_sha, inner_lr=inner_lr,
+                               procedure=inner_procedure(),
                                code=source_hashes(repo, FIGURE_SOURCES)),
     }
 
@@ -143,6 +158,7 @@ def adapt_rate_hash(job: ModelJob, weights_sha: str) -> str:
     """Inputs of a rate chosen on validation tasks: the weights, the candidates
     and the evaluation code that scores them."""
     return inputs_hash(weights=weights_sha, candidates=list(MODELS[job.name].adapt_lr),
+                       procedure=inner_procedure(),
                        code=source_hashes(job.repo_root, EVALUATION_SOURCES))
 
 
@@ -246,9 +262,11 @@ def run_model(job: ModelJob) -> ModelOutcome:
                 "torch": checkpoint["torch"], "compiled": checkpoint.get("compiled", False)}
     from meta.export import SIGNATURE
 
+    procedure = inner_procedure()
+    halvings = _halvings(procedure)
     entry.update(name=job.name, algorithm=spec.algorithm, task=SINUSOID.describe(),
-                 inner_lr=inner_lr, steps=EXPORT_STEPS, train=checkpoint["config"],
-                 graph=SIGNATURE, training=training)
+                 inner_lr=inner_lr, inner_procedure=procedure, steps=EXPORT_STEPS,
+                 train=checkpoint["config"], graph=SIGNATURE, training=training)
     hashes = downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
 
     def stale(stage: str) -> bool:
@@ -270,7 +288,8 @@ def run_model(job: ModelJob) -> ModelOutcome:
         protocol = _protocol(job, inner_lr)
         log.info("%s: evaluating on %d test tasks", job.name, protocol["num_tasks"])
         evaluation = evaluate(params, inner_lr, num_tasks=protocol["num_tasks"],
-                              shots=EVAL_SHOTS, max_steps=EVAL_MAX_STEPS, seed=protocol["seed"])
+                              shots=EVAL_SHOTS, max_steps=EVAL_MAX_STEPS, seed=protocol["seed"],
+                              halvings=halvings)
         results = {"name": job.name, "algorithm": spec.algorithm, "train": checkpoint["config"],
                    "training": {**training, "history": checkpoint["history"]},
                    "evaluation": evaluation}
@@ -284,7 +303,8 @@ def run_model(job: ModelJob) -> ModelOutcome:
         from meta.export import export_sinusoid
 
         log.info("%s: exporting the ONNX adaptation graph (%d steps)", job.name, EXPORT_STEPS)
-        export_sinusoid(params, exported / onnx_file(job.name), steps=EXPORT_STEPS)
+        export_sinusoid(params, exported / onnx_file(job.name), steps=EXPORT_STEPS,
+                        halvings=halvings)
         done("export", _record(exported, onnx_file(job.name)))
 
     # --- figures -----------------------------------------------------------
@@ -292,7 +312,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
         from .figures import sine_fit_svg
 
         log.info("%s: rendering %s", job.name, figure_file(job.name))
-        data = sine_fit_svg(params, inner_lr, f"{job.name}: 5-shot fine-tuning")
+        data = sine_fit_svg(params, inner_lr, f"{job.name}: 5-shot fine-tuning", halvings)
         atomic.write_bytes(exported / figure_file(job.name), data)
         done("figures", _bytes_record(figure_file(job.name), data))
 

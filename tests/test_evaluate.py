@@ -1,4 +1,5 @@
-"""meta/evaluate.py: the evaluation protocol of contracts.md."""
+"""meta/evaluate.py: the evaluation protocol of contracts.md, and the safeguarded
+(backtracking) inner step every sinusoid model adapts with."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,9 @@ import pytest
 import torch
 
 from meta import model
-from meta.evaluate import EVAL_SEED, evaluate, summary_metrics
+from meta.evaluate import (DIVERGED_MSE, EVAL_SEED, HALVINGS, adapt_safeguarded, backtracking_step,
+                           evaluate, inner_procedure, summary_metrics)
+from meta.export import reference_adaptation
 from meta.tasks import SINUSOID
 
 
@@ -32,7 +35,9 @@ def test_protocol_numbers_match_a_direct_computation():
     assert len(curve["mean"]) == 3
     assert results["protocol"] == {"num_tasks": 300, "shots": [5], "max_steps": 2, "query_points": 100,
                                    "inner_lr": 0.01, "seed": EVAL_SEED,
-                                   "ci": "1.96 * sample std / sqrt(num_tasks)"}
+                                   "inner_procedure": {"kind": "backtracking", "halvings": HALVINGS},
+                                   "ci": "1.96 * sample std / sqrt(num_tasks)",
+                                   "blown_up": "query MSE > 50 or not finite"}
 
 
 def test_adaptation_helps_and_is_reproducible():
@@ -47,7 +52,8 @@ def test_adaptation_helps_and_is_reproducible():
 def test_diverged_tasks_are_counted_and_the_mean_is_null_not_infinity():
     # Far too large a rate: plain gradient descent blows up on every task.
     params = model.init_params(torch.Generator().manual_seed(1))
-    results = evaluate(params, 50.0, num_tasks=100, shots=(5,), max_steps=6)
+    results = evaluate(params, 50.0, num_tasks=100, shots=(5,), max_steps=6, halvings=None)
+    assert results["protocol"]["inner_procedure"] == {"kind": "gradient_descent"}
     curve = results["query_mse"]["5"]
     assert curve["diverged"][0] == 0 and curve["mean"][0] is not None
     assert curve["diverged"][-1] == 100
@@ -57,14 +63,127 @@ def test_diverged_tasks_are_counted_and_the_mean_is_null_not_infinity():
     assert set(summary) == {"k5_step0", "k5_step1", "k5_step6"}
 
 
+def test_a_task_counts_as_blown_up_above_fifty():
+    """contracts.md: query MSE above 50 (or not finite) is a blown-up task, even
+    where it is finite; the mean is then null and the median stays."""
+    assert DIVERGED_MSE == 50
+    params = _zero_params()
+    params["b3"] = torch.tensor([7.5])       # predicts 7.5: MSE 56.25 + A² sin² > 50 on every task
+    curve = evaluate(params, 1e-9, num_tasks=50, shots=(5,), max_steps=1)["query_mse"]["5"]
+    assert curve["diverged"] == [50, 50] and curve["mean"] == [None, None]
+    params["b3"] = torch.tensor([3.0])       # at most 9 + 12.5 + ... < 50: none
+    curve = evaluate(params, 1e-9, num_tasks=50, shots=(5,), max_steps=1)["query_mse"]["5"]
+    assert curve["diverged"] == [0, 0] and curve["mean"][0] is not None
+
+
 def test_the_validated_rate_is_the_best_that_does_not_diverge():
     from meta.evaluate import EVAL_SEED, VALIDATION_SEED, choose_inner_lr
 
     assert VALIDATION_SEED != EVAL_SEED
     params = model.init_params(torch.Generator().manual_seed(1))
-    best, scores = choose_inner_lr(params, (0.001, 0.01, 50.0), num_tasks=100)
+    best, scores = choose_inner_lr(params, (0.001, 0.01, 50.0), num_tasks=100, halvings=None)
     assert scores["50.0"] is None                         # diverged: never chosen
     assert scores["0.01"] is not None and scores["0.001"] is not None
     assert best == min((0.001, 0.01), key=lambda lr: scores[str(lr)])
     with pytest.raises(ValueError, match="every candidate rate"):
-        choose_inner_lr(params, (50.0, 100.0), num_tasks=20)
+        choose_inner_lr(params, (50.0, 100.0), num_tasks=20, halvings=None)
+    # With the safeguarded step (the default) the same absurd rate cannot blow up.
+    _, safe = choose_inner_lr(params, (50.0,), num_tasks=20)
+    assert safe["50.0"] is not None
+
+
+# ------------------------------------------------------------ the safeguarded step
+
+def _tasks(num_tasks: int, shots: int, seed: int, dtype=torch.float64):
+    generator = torch.Generator().manual_seed(seed)
+    amplitude, phase = SINUSOID.sample_tasks(num_tasks, generator)
+    x = SINUSOID.sample_x(num_tasks, shots, generator)
+    if num_tasks > 3:     # a few support sets bunched near +5, where the loss is most curved
+        x[:3, :3] = 5.0 - 0.8 * torch.rand(3, 3, 1, generator=generator)
+    return x.to(dtype), SINUSOID.target(amplitude, phase, x).to(dtype)
+
+
+@pytest.mark.parametrize("lr", (0.01, 0.1, 1.0))
+def test_batched_safeguarded_steps_match_the_per_task_autograd_reference(lr):
+    """All tasks at once, with per-task masks, against meta.export's reference
+    that adapts one task and tries one step length at a time (float64)."""
+    params = {n: p.double() for n, p in model.init_params(torch.Generator().manual_seed(3)).items()}
+    x, y = _tasks(24, 5, seed=int(lr * 1000))
+    query_x = torch.linspace(-5, 5, 40, dtype=torch.float64).view(1, -1, 1)
+    phi = model.per_task(params, 24)
+    batched = [model.forward(phi, query_x.expand(24, -1, -1))]
+    for _ in range(10):
+        phi = adapt_safeguarded(phi, x, y, 1, lr)
+        batched.append(model.forward(phi, query_x.expand(24, -1, -1)))
+    batched = torch.stack(batched, 1)                              # [T, steps+1, M, 1]
+    for t in range(24):
+        ref_y, _ = reference_adaptation(params, x[t], y[t], query_x[0], lr, 10, HALVINGS)
+        torch.testing.assert_close(batched[t], ref_y, rtol=0, atol=1e-10)
+
+
+def test_each_task_takes_its_own_step_length():
+    """One step for tasks whose full step helps, is too long, or cannot be saved:
+    the step actually taken is α/2^h for the first h whose support loss does not
+    rise, 0 if there is none, and the support loss never rises."""
+    params = {n: p.double() for n, p in model.init_params(torch.Generator().manual_seed(3)).items()}
+    x, y = _tasks(200, 5, seed=7)
+    phi = model.per_task(params, 200)
+    lr, halvings = 1.0, 3
+    loss_before, grads = model.loss_and_grad(phi, x, y)
+    stepped, returned_loss = backtracking_step(phi, x, y, lr, halvings)
+    torch.testing.assert_close(returned_loss, loss_before)
+    # The step length each task took, read off the parameters that moved.
+    moved = model.flatten_tasks(phi) - model.flatten_tasks(stepped)
+    grad = model.flatten_tasks(grads)
+    taken = (moved * grad).sum(1) / (grad * grad).sum(1)
+    expected = []
+    for t in range(200):
+        rate = 0.0
+        for h in range(halvings + 1):
+            trial = {n: p[t] - lr * 0.5 ** h * g[t] for n, (p, g) in
+                     zip(phi, zip(phi.values(), grads.values()))}
+            trial = {n: trial[n].unsqueeze(0) for n in trial}
+            if model.loss(trial, x[t:t + 1], y[t:t + 1]) <= loss_before[t]:
+                rate = lr * 0.5 ** h
+                break
+        expected.append(rate)
+    expected = torch.tensor(expected, dtype=torch.float64)
+    torch.testing.assert_close(taken, expected, rtol=1e-9, atol=1e-12)
+    assert (expected == lr).any() and (expected == 0).any()
+    assert ((expected > 0) & (expected < lr)).sum() >= 10
+    assert (model.loss(stepped, x, y) <= loss_before).all()
+
+
+def test_the_safeguard_keeps_every_step_from_raising_the_support_loss():
+    """At rates far above the training rate plain steps blow up on sinusoid
+    tasks; the safeguarded ones never raise a task's support loss."""
+    params = model.init_params(torch.Generator().manual_seed(1))
+    x, y = _tasks(300, 5, seed=11, dtype=torch.float32)
+    phi = model.per_task(params, 300)
+    previous = model.loss(phi, x, y)
+    for _ in range(10):
+        phi, before = backtracking_step(phi, x, y, 0.5)
+        after = model.loss(phi, x, y)
+        assert (after <= before).all()
+        torch.testing.assert_close(before, previous)       # the loss the step started from
+        previous = after
+    plain = model.adapt(model.per_task(params, 300), x, y, 10, 0.5)
+    assert not (model.loss(plain, x, y) <= model.loss(model.per_task(params, 300), x, y)).all()
+    # It guards the support loss only: a query error can still grow, but far
+    # more rarely (these untrained parameters extrapolate wildly from 5 points).
+    plain = evaluate(params, 0.2, num_tasks=200, shots=(5,), halvings=None)["query_mse"]["5"]
+    safe = evaluate(params, 0.2, num_tasks=200, shots=(5,))["query_mse"]["5"]
+    assert plain["diverged"][-1] >= 40 and safe["diverged"][-1] <= 2
+
+
+def test_no_support_points_and_bad_halvings():
+    params = model.init_params(torch.Generator().manual_seed(1))
+    empty = torch.zeros(2, 0, 1)
+    phi = adapt_safeguarded(model.per_task(params, 2), empty, empty, 3, 0.01)
+    for name, p in params.items():
+        assert torch.equal(phi[name], p.expand_as(phi[name]))
+    assert inner_procedure() == {"kind": "backtracking", "halvings": HALVINGS}
+    assert inner_procedure(None) == {"kind": "gradient_descent"}
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="halvings must be an integer >= 0 or None"):
+            evaluate(params, 0.01, num_tasks=2, shots=(5,), max_steps=1, halvings=bad)

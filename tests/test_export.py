@@ -1,7 +1,10 @@
 """The exported sinusoid adaptation graph against the autograd reference.
 
 The graph is exported once per module from randomly initialised parameters
-(fixed seed), so these tests depend on no trained model.
+(fixed seed), so these tests depend on no trained model. Its steps are the
+safeguarded ones (backtracking, meta.evaluate.HALVINGS halvings) unless a test
+says otherwise; at the larger rates below the safeguard really acts (halved
+steps, and tasks that stay put), which the tests count before comparing.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import pytest
 import torch
 
 import meta.export as export_mod
-from meta.export import (ALLOWED_OPS, INPUT_NAMES, OUTPUT_NAMES, SinusoidAdaptation,
+from meta.evaluate import HALVINGS, adapt_safeguarded
+from meta.export import (ALLOWED_OPS, INPUT_NAMES, OUTPUT_NAMES, SinusoidAdaptation, _mlp,
                          export_sinusoid, reference_adaptation, run_onnx)
 from meta.model import adapt, forward, init_params, per_task
 from meta.tasks import SINUSOID
@@ -25,6 +29,10 @@ SUPPORT_SIZES = (0, 1, 2, 3, 4, 5, 10, 20)
 # Learning rates at which plain gradient descent from these parameters stays
 # well behaved on every task; 0.01 is the rate the models are trained with.
 STABLE_LRS = (0.01, 0.003)
+#: Rates at which the full step from these parameters often raises the support
+#: loss: at 0.1 about half of the steps are halved once or twice, at 1.0 most
+#: are halved three or four times and a third of them find no trial that helps.
+SAFEGUARD_LRS = (0.1, 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +66,31 @@ def sinusoid_cases(seed: int, tasks_per_size: int = 4, num_query: int = 100):
     return cases
 
 
-def reference64(params, support_x, support_y, query_x, lr, steps=STEPS):
+def reference64(params, support_x, support_y, query_x, lr, steps=STEPS, halvings=HALVINGS):
     return reference_adaptation(params, support_x.double(), support_y.double(),
-                                query_x.double(), lr, steps)
+                                query_x.double(), lr, steps, halvings)
+
+
+def trials_taken(params, support_x, support_y, lr, steps=STEPS, halvings=HALVINGS):
+    """Which trial each safeguarded step took (0: the full step, h: halved h
+    times, -1: none, the parameters stayed), replayed in float64."""
+    p = {n: t.double() for n, t in params.items()}
+    x, y = support_x.double(), support_y.double()
+    taken = []
+    for _ in range(steps):
+        p = {n: t.detach().requires_grad_(True) for n, t in p.items()}
+        loss = (_mlp(p, x) - y).pow(2).mean()
+        grads = torch.autograd.grad(loss, list(p.values()))
+        with torch.no_grad():
+            for h in range(halvings + 1):
+                trial = {n: t - lr * 0.5 ** h * g for (n, t), g in zip(p.items(), grads)}
+                if (_mlp(trial, x) - y).pow(2).mean() <= loss:
+                    p = trial
+                    taken.append(h)
+                    break
+            else:
+                taken.append(-1)
+    return taken
 
 
 @pytest.mark.parametrize("lr", STABLE_LRS)
@@ -100,14 +130,59 @@ def test_onnx_matches_reference_for_ten_points_and_hundred_queries(params, expor
         assert np.abs(onnx_loss - ref_loss.numpy()).max() <= TOLERANCE
 
 
-def test_first_step_at_a_large_learning_rate(params, exported):
-    """At lr = 0.1 gradient descent from these parameters overshoots (the loss
-    grows by orders of magnitude), so float32 rounding is amplified step after
-    step and no float32 graph can track float64 to 1e-5 over ten steps. The
-    first update is still exact to float32 precision, relative to its size."""
+@pytest.mark.parametrize("lr", SAFEGUARD_LRS)
+def test_onnx_matches_the_per_task_reference_where_the_safeguard_acts(params, exported, lr):
+    """Halved steps and steps that stay put, in the graph as in the autograd
+    reference that tries one trial at a time."""
     path, _ = exported
+    worst, taken = 0.0, []
+    for support_x, support_y, query_x in sinusoid_cases(seed=int(lr * 100) + 1):
+        if support_x.shape[0] == 0:
+            continue
+        taken += trials_taken(params, support_x, support_y, lr)
+        ref_y, ref_loss = reference64(params, support_x, support_y, query_x, lr)
+        onnx_y, onnx_loss = run_onnx(path, support_x, support_y, query_x, lr)
+        worst = max(worst, np.abs(onnx_y - ref_y.numpy()).max(),
+                    np.abs(onnx_loss - ref_loss.numpy()).max())
+        # The safeguard never lets the support loss rise.
+        assert (np.diff(ref_loss.numpy()) <= 0).all()
+        assert (np.diff(onnx_loss) <= 1e-6).all()
+    halved = sum(h > 0 for h in taken)
+    assert halved >= 20, f"only {halved} halved steps at lr = {lr}: the test would not test the safeguard"
+    if lr >= 1.0:
+        assert taken.count(-1) >= 20 and HALVINGS in taken
+    assert worst <= TOLERANCE, f"max |onnx - autograd| = {worst:.2e}"
+
+
+def test_a_step_that_no_trial_saves_leaves_the_parameters_alone(params, exported):
+    """At an absurd rate every trial raises the loss: the graph then stays at θ
+    (every row is the unadapted prediction, the support loss is constant),
+    where plain gradient descent would blow up."""
+    path, _ = exported
+    support_x = torch.tensor([[-4.5], [-1.0], [2.0], [4.8]])
+    support_y = 3.0 * torch.sin(support_x + 0.5)
+    query_x = torch.linspace(-5, 5, 50).reshape(-1, 1)
+    assert trials_taken(params, support_x, support_y, 1e4, steps=1) == [-1]
+    onnx_y, onnx_loss = run_onnx(path, support_x, support_y, query_x, 1e4)
+    for row in onnx_y[1:]:
+        assert np.array_equal(row, onnx_y[0])
+    assert np.array_equal(onnx_loss, np.full(STEPS + 1, onnx_loss[0]))
+    ref_y, _ = reference64(params, support_x, support_y, query_x, 1e4)
+    assert np.abs(onnx_y - ref_y.numpy()).max() <= TOLERANCE
+    plain_y, plain_loss = reference64(params, support_x, support_y, query_x, 1e4, halvings=None)
+    assert not torch.isfinite(plain_loss[-1]) or plain_loss[-1] > 1e6 * plain_loss[0]
+
+
+def test_first_step_at_a_large_learning_rate(params, tmp_path):
+    """At lr = 0.1 plain gradient descent from these parameters overshoots (the
+    loss grows by orders of magnitude), so float32 rounding is amplified step
+    after step and no float32 graph can track float64 to 1e-5 over ten steps.
+    The first update is still exact to float32 precision, relative to its size."""
+    path = tmp_path / "plain.onnx"
+    export_sinusoid(params, path, steps=STEPS, halvings=None)
     for support_x, support_y, query_x in sinusoid_cases(seed=3, tasks_per_size=2):
-        ref_y, ref_loss = reference64(params, support_x, support_y, query_x, 0.1, steps=1)
+        ref_y, ref_loss = reference64(params, support_x, support_y, query_x, 0.1, steps=1,
+                                      halvings=None)
         onnx_y, onnx_loss = run_onnx(path, support_x, support_y, query_x, 0.1)
         scale_y = np.maximum(1.0, np.abs(ref_y.numpy()))
         scale_loss = np.maximum(1.0, ref_loss.numpy())
@@ -133,28 +208,38 @@ def test_no_support_points_gives_the_unadapted_prediction(params, exported, lr, 
     assert torch.equal(ref_y, ref_y[:1].expand_as(ref_y))
 
 
-@pytest.mark.parametrize("lr", STABLE_LRS)
-def test_hand_written_module_matches_autograd_in_torch(params, lr):
-    module = SinusoidAdaptation(params, STEPS)
+@pytest.mark.parametrize("halvings", (HALVINGS, 0, None))
+@pytest.mark.parametrize("lr", STABLE_LRS + SAFEGUARD_LRS[:1])
+def test_hand_written_module_matches_autograd_in_torch(params, lr, halvings):
+    if halvings is None and lr > max(STABLE_LRS):
+        pytest.skip("plain gradient descent blows up at this rate (see the large-rate test)")
+    module = SinusoidAdaptation(params, STEPS, halvings)
     worst = 0.0
     for support_x, support_y, query_x in sinusoid_cases(seed=11):
         got_y, got_loss = module(support_x, support_y, query_x, torch.tensor(lr))
-        ref_y, ref_loss = reference64(params, support_x, support_y, query_x, lr)
+        ref_y, ref_loss = reference64(params, support_x, support_y, query_x, lr, halvings=halvings)
         worst = max(worst, (got_y.double() - ref_y).abs().max().item(),
                     (got_loss.double() - ref_loss).abs().max().item())
     assert worst <= TOLERANCE, f"max |module - autograd| = {worst:.2e}"
 
 
-def test_module_agrees_with_the_training_code_adaptation(params):
-    """The exported graph adapts exactly as meta.model.adapt does in training/evaluation."""
+@pytest.mark.parametrize("lr", STABLE_LRS[:1] + SAFEGUARD_LRS)
+def test_module_agrees_with_the_evaluation_adaptation(params, lr):
+    """The exported graph adapts exactly as meta.evaluate's batched safeguarded
+    steps do (the protocol, fine_tune), and with halvings=None as meta.model.adapt."""
     g = torch.Generator().manual_seed(5)
     batch = SINUSOID.sample_batch(1, 10, 50, g)
-    module = SinusoidAdaptation(params, STEPS)
-    got_y, _ = module(batch.support_x[0], batch.support_y[0], batch.query_x[0], torch.tensor(0.01))
-    for steps in (0, 1, 5, STEPS):
-        adapted = adapt(per_task(params, 1), batch.support_x, batch.support_y, steps, 0.01)
-        expected = forward(adapted, batch.query_x)[0]
-        assert (got_y[steps] - expected).abs().max().item() <= TOLERANCE
+    for halvings, adapt_fn in ((HALVINGS, adapt_safeguarded),
+                               (None, lambda *args: adapt(*args[:5]))):
+        if halvings is None and lr > 0.01:
+            continue
+        module = SinusoidAdaptation(params, STEPS, halvings)
+        got_y, _ = module(batch.support_x[0], batch.support_y[0], batch.query_x[0], torch.tensor(lr))
+        for steps in (0, 1, 5, STEPS):
+            adapted = adapt_fn(per_task(params, 1), batch.support_x, batch.support_y, steps, lr,
+                               halvings)
+            expected = forward(adapted, batch.query_x)[0]
+            assert (got_y[steps] - expected).abs().max().item() <= TOLERANCE
 
 
 def test_reference_uses_float32_when_given_float32(params):
@@ -195,6 +280,7 @@ def test_graph_uses_only_plain_onnx_ops(exported):
     assert ops <= ALLOWED_OPS, f"unexpected ops: {sorted(ops - ALLOWED_OPS)}"
     assert set(info["ops"]) == ops
     assert {"MatMul", "Relu", "Where", "Greater"} <= ops   # forward and hand-written backward
+    assert "LessOrEqual" in ops                           # the safeguard's test of each trial
     assert all(node.domain in ("", "ai.onnx") for node in model.graph.node)
     assert len(model.functions) == 0
     assert [(o.domain, o.version) for o in model.opset_import] == [("", export_mod.OPSET)]
@@ -237,7 +323,7 @@ def test_interrupted_write_leaves_the_old_file(params, exported, tmp_path, monke
     path = tmp_path / "model.onnx"
     path.write_bytes(b"previous model")
     prebuilt = onnx.load(os.fspath(exported[0]))
-    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps: prebuilt)
+    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps, halvings: prebuilt)
 
     def interrupted(src, dst):
         raise KeyboardInterrupt
@@ -249,7 +335,7 @@ def test_interrupted_write_leaves_the_old_file(params, exported, tmp_path, monke
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]   # no temporary left behind
 
     monkeypatch.undo()
-    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps: prebuilt)
+    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps, halvings: prebuilt)
     info = export_sinusoid(params, path)
     assert path.read_bytes() == exported[0].read_bytes() and info["bytes"] == path.stat().st_size
     assert path.stat().st_mode & 0o777 == 0o644
@@ -264,6 +350,8 @@ def test_bad_input_is_rejected_with_a_clear_message(params, tmp_path):
         export_sinusoid({k: v for k, v in params.items() if k != "b3"}, target)
     with pytest.raises(ValueError, match="steps must be an integer >= 0, got -1"):
         export_sinusoid(params, target, steps=-1)
+    with pytest.raises(ValueError, match="halvings must be an integer >= 0 or None"):
+        export_sinusoid(params, target, halvings=-1)
     with pytest.raises(ValueError, match="task dimension"):
         export_sinusoid(per_task(params, 1), target)
     assert not target.exists() and not list(tmp_path.iterdir())
