@@ -4,9 +4,9 @@
     python tests/benchmarks/toy_drag.py --site /tmp/me/site --moves 100 --json
 
 Serves a built site on 127.0.0.1, opens it in Debian's Chromium (Playwright,
-headless) and drags θ in the "will it work" widget (How MAML works) and the
-curvature widget (First-order MAML) along a circle, one pointer move per
-animation frame, as a mouse at 60 Hz would. For each move it records
+headless) and drags θ in every widget that has one (WIDGETS: will it work,
+curvature, Reptile, proximal loss, implicit gradient, the comparison) along a
+circle, one pointer move per animation frame, as a mouse at 60 Hz would. For each move it records
 
   latency  pointer move -> the widget's redraw complete (graph run, SVG
            updated, layout done), including the wait for the next animation
@@ -34,9 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("MAML_SITE_CHROMIUM", "/usr/bin/chromium")
 FRAME_BUDGET_MS = 16.0
+#: Every widget with a draggable θ, and its page.
 WIDGETS = {
     "will-it-work": "how-maml-works/",
     "curvature": "fomaml/",
+    "reptile-interpolation": "reptile/",
+    "proximal-loss": "imaml/",
+    "implicit-gradient": "imaml/",
+    "meta-gradients": "comparison/",
 }
 
 # Runs in the page: drag the widget's first θ handle along a circle, one move
@@ -161,11 +166,11 @@ def main(argv=None) -> int:
 
     results = measure(args.site, args.moves)
     print(f"θ drag frames over {args.moves} moves (frame budget {FRAME_BUDGET_MS:.0f} ms at 60 Hz)")
-    header = f"{'widget':<14}{'latency med':>12}{'p95':>8}{'work med':>10}{'p95':>8}{'work/16ms med':>15}{'p95':>7}"
+    header = f"{'widget':<23}{'latency med':>12}{'p95':>8}{'work med':>10}{'p95':>8}{'work/16ms med':>15}{'p95':>7}"
     print(header)
     print("-" * len(header))
     for kind, r in results.items():
-        print(f"{kind:<14}{r['latency_median_ms']:>10.1f}ms{r['latency_p95_ms']:>6.1f}ms"
+        print(f"{kind:<23}{r['latency_median_ms']:>10.1f}ms{r['latency_p95_ms']:>6.1f}ms"
               f"{r['work_median_ms']:>8.1f}ms{r['work_p95_ms']:>6.1f}ms"
               f"{r['work_median_over_budget']:>15.2f}{r['work_p95_over_budget']:>7.2f}")
     if args.json:

@@ -221,6 +221,7 @@ class ImplicitGradient {
       task, theta, lam: settings.lam, steps, lr: settings.lr, cg, phi, iterates, exact, distance, scale, diverged,
     };
     this.frames += 1;
+    this.root.dispatchEvent(new CustomEvent("widget-drawn", { detail: { frames: this.frames } }));
     this.root.dataset.cg = String(cg);
     this.root.dataset.task = String(task);
     this.readout.textContent = describe(this.drawn, radius);

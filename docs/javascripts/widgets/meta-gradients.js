@@ -198,6 +198,7 @@ class MetaGradients {
       }
       this.drawn = { theta, tasks, methods };
       this.frames += 1;
+      this.root.dispatchEvent(new CustomEvent("widget-drawn", { detail: { frames: this.frames } }));
       this.readout.textContent = describe(this.drawn, this.methods);
       if (version === this.version) this.root.dataset.state = "ready";
     } catch (err) {

@@ -24,6 +24,11 @@ import {
 } from "../lib/toy.js";
 
 const GRID = 61;                          // points per side of the plane's grid
+// While θ is dragged the panels are redrawn from a coarser grid (a 61 × 61
+// redraw of both panels takes most of a 60 Hz frame); once the drag pauses
+// for SETTLE_MS the full grid is drawn again.
+const DRAG_GRID = 31;
+const SETTLE_MS = 120;
 const DEFAULT_THETA = [0.2, 0.8];         // the build's fallback figure shows this θ…
 const DEFAULT_LAM = 1;                    // …and this λ
 const LAMBDA = { lo: 0.01, hi: 100, perDecade: 4, zero: true };
@@ -37,7 +42,10 @@ class ProximalLoss {
     this.root = root;
     this.graph = graph;
     this.tasks = graph.entry.task?.tasks ?? TOY_TASKS;
-    this.grid = gridPoints(TOY_PLANE[0], TOY_PLANE[1], GRID);
+    this.fineGrid = gridPoints(TOY_PLANE[0], TOY_PLANE[1], GRID);
+    this.dragGrid = gridPoints(TOY_PLANE[0], TOY_PLANE[1], DRAG_GRID);
+    this.grid = this.fineGrid;
+    this.settle = null;
     this.theta = parsePoint(root.dataset.theta) ?? DEFAULT_THETA.slice();
     const lam = Number(root.dataset.lam ?? DEFAULT_LAM);
     this.lam = Number.isFinite(lam) && lam >= 0 ? lam : DEFAULT_LAM;
@@ -64,7 +72,7 @@ class ProximalLoss {
       const minimum = markPoint(plot, this.theta, "toy-point--minimum proximal-loss__minimum", 6);
       const handle = createHandle(plot, {
         value: this.theta, label: "θ", live: this.live,
-        onMove: (p) => this.moveTheta(p, t),
+        onMove: (p, how) => this.moveTheta(p, t, how),
       });
       this.panels.push({ plot, contours, minimum, handle });
     }
@@ -84,9 +92,16 @@ class ProximalLoss {
     await this.request();        // the first draw: if it fails, main.js keeps the static figure
   }
 
-  moveTheta(point, from) {
+  moveTheta(point, from, how) {
     this.theta = point;
     this.panels.forEach((panel, t) => { if (t !== from) panel.handle.set(point, { silent: true }); });
+    clearTimeout(this.settle);
+    if (how === "pointer") {
+      this.grid = this.dragGrid;
+      this.settle = setTimeout(() => { this.grid = this.fineGrid; this.request(); }, SETTLE_MS);
+    } else {
+      this.grid = this.fineGrid;
+    }
     this.request();
   }
 
@@ -101,22 +116,24 @@ class ProximalLoss {
     const version = this.version;
     const theta = this.theta.slice();
     const lam = this.lam;
+    const grid = this.grid;
     try {
       const out = await this.graph.run({
-        points: { data: this.grid.points, dims: [this.grid.nx * this.grid.ny, 2] },
+        points: { data: grid.points, dims: [grid.nx * grid.ny, 2] },
         task_params: this.tasks.flat(), anchor: theta, lam,
       });
-      const size = this.grid.nx * this.grid.ny;
+      const size = grid.nx * grid.ny;
       const minimisers = this.panels.map((panel, t) => {
         const values = out.loss.data.subarray(t * size, (t + 1) * size);
-        panel.contours.draw({ values, ...this.grid });
+        panel.contours.draw({ values, ...grid });
         const best = argmin(values);
-        const point = best < 0 ? [NaN, NaN] : [this.grid.points[2 * best], this.grid.points[2 * best + 1]];
+        const point = best < 0 ? [NaN, NaN] : [grid.points[2 * best], grid.points[2 * best + 1]];
         placeMarker(panel.plot, panel.minimum, point);
         return point;
       });
       this.drawn = { theta, lam, minimisers };
       this.frames += 1;
+      this.root.dispatchEvent(new CustomEvent("widget-drawn", { detail: { frames: this.frames } }));
       this.readout.textContent = describe(lam, theta, minimisers);
       if (version === this.version) this.root.dataset.state = "ready";
     } catch (err) {
