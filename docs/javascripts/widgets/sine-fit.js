@@ -277,7 +277,7 @@ class SineFit {
       const diverged = !Number.isFinite(after) || after > 1e3 * Math.max(before, 1);
       const afterText = diverged
         ? `it blew up after ${steps} step${steps === 1 ? "" : "s"}: at learning rate ${this.innerLr} ` +
-          "these samples make the loss too curved for plain gradient descent"
+          "these samples make the loss too curved for gradient descent"
         : `${after.toFixed(3)} after ${steps} step${steps === 1 ? "" : "s"} (learning rate ${this.innerLr})`;
       this.readout.textContent = `Mean squared error on the ${result.sampleCount} sample` +
         `${result.sampleCount === 1 ? "" : "s"}: ${before.toFixed(3)} before fine-tuning; ${afterText}.`;
