@@ -65,22 +65,51 @@ def backtracking_step(params: Params, x: torch.Tensor, y: torch.Tensor, lr: floa
     support loss, the step is halved, up to ``halvings`` times, and the first
     trial that does not raise the loss is taken. A task for which none of the
     halvings + 1 trials does so stays where it is. All trials of all tasks run
-    as one batched forward pass, and a mask per task picks its step: no Python
-    loop over tasks. Returns the new parameters and each task's support loss
-    before the step, shaped [T].
+    as one batched forward pass (``trial_losses``), and a mask per task picks
+    its step: no Python loop over tasks. Returns the new parameters and each
+    task's support loss before the step, shaped [T].
     """
     task_loss, grads = loss_and_grad(params, x, y)
-    like = {name: p[0] for name, p in grads.items()}
-    phi, grad = flatten_tasks(params), flatten_tasks(grads)             # [T, P]
-    trials = halvings + 1
-    rates = lr * torch.pow(0.5, torch.arange(trials, dtype=phi.dtype))  # α, α/2, …
-    candidates = phi.unsqueeze(0) - rates.view(-1, 1, 1) * grad.unsqueeze(0)
-    trial_loss = loss(unflatten_tasks(candidates.reshape(-1, phi.shape[1]), like),
-                      x.repeat(trials, 1, 1), y.repeat(trials, 1, 1)).view(trials, -1)
-    accepted = trial_loss <= task_loss              # [trials, T]; NaN never passes
-    first = accepted.to(torch.uint8).argmax(0)      # the first trial that passes
+    rates = lr * torch.pow(0.5, torch.arange(halvings + 1, dtype=task_loss.dtype))  # α, α/2, …
+    accepted = trial_losses(params, grads, x, y, rates) <= task_loss   # [trials, T]; NaN never passes
+    first = accepted.to(torch.uint8).argmax(0)                         # the first trial that passes
     rate = torch.where(accepted.any(0), rates[first], torch.zeros_like(task_loss))
-    return unflatten_tasks(phi - rate.unsqueeze(1) * grad, like), task_loss
+    like = {name: p[0] for name, p in grads.items()}
+    phi = flatten_tasks(params) - rate.unsqueeze(1) * flatten_tasks(grads)
+    return unflatten_tasks(phi, like), task_loss
+# --8<-- [end:backtracking_step]
+
+
+def trial_losses(params: Params, grads: Params, x: torch.Tensor, y: torch.Tensor,
+                 rates: torch.Tensor) -> torch.Tensor:
+    """Each task's support MSE at θ − r·g for every rate r, shaped [R, T], for
+    per-task parameters θ and gradients g ([T, ...]) of the 1-40-40-1 network.
+
+    No copy of the parameters is made per rate: a layer's pre-activation at
+    the trial is a·(W − rG) + (b − r·g_b) = (a·W + b) − r·(a·G + g_b), so each
+    layer costs two products, shared by all R trials (they ride along the
+    points dimension), and only activations grow with R.
+    """
+    num_tasks, num_points = x.shape[0], x.shape[1]
+    count = max(num_points, 1)
+    r = rates.view(1, -1, 1, 1)                                        # [1, R, 1, 1]
+    trials = rates.shape[0]
+    # Layer 1: one input feature, the same x for every trial.
+    z1 = x * params["w1"] + params["b1"].unsqueeze(1)                  # [T, N, 40]
+    d1 = x * grads["w1"] + grads["b1"].unsqueeze(1)
+    h1 = torch.relu(z1.unsqueeze(1) - r * d1.unsqueeze(1))             # [T, R, N, 40]
+    hidden = params["w2"].shape[-1]
+    rows = h1.reshape(num_tasks, trials * num_points, params["w2"].shape[-2])
+    z2 = torch.baddbmm(params["b2"].unsqueeze(1), rows, params["w2"])
+    d2 = torch.baddbmm(grads["b2"].unsqueeze(1), rows, grads["w2"])
+    shape = (num_tasks, trials, num_points, hidden)
+    h2 = torch.relu(z2.view(shape) - r * d2.view(shape))               # [T, R, N, 40]
+    # Layer 3: one output feature, a dot product per point.
+    w3, g3 = params["w3"][:, None, None, :, 0], grads["w3"][:, None, None, :, 0]
+    out = ((h2 * w3).sum(-1) + params["b3"].view(-1, 1, 1)
+           - r[..., 0] * ((h2 * g3).sum(-1) + grads["b3"].view(-1, 1, 1)))  # [T, R, N]
+    residual = out - y.view(num_tasks, 1, num_points)
+    return (residual.pow(2).sum(-1) / count).transpose(0, 1)           # [R, T]
 # --8<-- [end:backtracking_step]
 
 
@@ -183,3 +212,90 @@ def choose_inner_lr(params: Params, candidates: tuple[float, ...], num_tasks: in
     if not finite:
         raise ValueError(f"every candidate rate {list(candidates)} diverged on some validation task")
     return min(finite, key=finite.get), scores
+
+
+# ---------------------------------------------------------------- checkpoint selection
+
+#: Validation tasks that score each checkpoint (contracts.md: at least 5,000).
+SELECTION_TASKS = 5_000
+#: Checkpoints scored per training run, evenly spaced, the last the final iteration.
+SELECTION_CHECKPOINTS = 5
+
+
+# --8<-- [start:checkpoint_score]
+def checkpoint_score(params: Params, inner_lr: float, num_tasks: int = SELECTION_TASKS,
+                     shots: int = 5, steps: int = MAX_STEPS, seed: int = VALIDATION_SEED,
+                     halvings: int | None = HALVINGS) -> dict:
+    """How a checkpoint adapts on validation tasks (their own seed, never the
+    evaluation's): ``shots``-shot query MSE after 1..``steps`` steps of the
+    model's own procedure. Returns {"blown_up": tasks blown up at some step,
+    "mean_by_step": means after 0..steps (None where tasks blew up),
+    "score": the mean over steps 1..steps of those means (None if any is)}."""
+    if seed == EVAL_SEED:
+        raise ValueError("checkpoints are chosen on validation tasks, never on the test tasks "
+                         f"(seed {EVAL_SEED})")
+    curve = evaluate(params, inner_lr, num_tasks=num_tasks, shots=(shots,), max_steps=steps,
+                     seed=seed, halvings=halvings)["query_mse"][str(shots)]
+    means = curve["mean"][1:]
+    blown_up = max(curve["diverged"][1:], default=0)
+    score = None if blown_up or any(m is None for m in means) else round(sum(means) / len(means), 6)
+    return {"blown_up": blown_up, "mean_by_step": curve["mean"], "score": score}
+
+
+def selection_key(score: dict) -> tuple[int, float]:
+    """Fewer blown-up validation tasks first, then the lower mean query MSE
+    over steps 1..10: a checkpoint must adapt safely at every step of the
+    slider before it may adapt well."""
+    return (score["blown_up"], math.inf if score["score"] is None else score["score"])
+# --8<-- [end:checkpoint_score]
+
+
+class CheckpointSelector:
+    """The ``on_checkpoint`` of ``meta.train.train``: scores every checkpoint
+    with ``checkpoint_score`` on validation tasks and keeps the best one
+    (``selection_key``; the earlier of equal ones).
+
+    ``inner_lr(params)`` gives the rate to adapt a checkpoint with (a model
+    whose rate is chosen on validation tasks chooses it per checkpoint); where
+    it raises ValueError (no usable rate) the checkpoint is skipped.
+    """
+
+    def __init__(self, inner_lr, num_tasks: int = SELECTION_TASKS, seed: int = VALIDATION_SEED,
+                 halvings: int | None = HALVINGS, log=None):
+        self.inner_lr, self.num_tasks, self.seed, self.halvings = inner_lr, num_tasks, seed, halvings
+        self.log = log
+        self.scores: list[dict] = []
+        self.best: tuple[tuple, int, Params] | None = None
+
+    def __call__(self, iteration: int, params: Params) -> None:
+        try:
+            lr = self.inner_lr(params)
+        except ValueError as error:
+            self.scores.append({"iteration": iteration, "skipped": str(error)})
+            return
+        score = {"iteration": iteration, "inner_lr": lr,
+                 **checkpoint_score(params, lr, self.num_tasks, seed=self.seed,
+                                    halvings=self.halvings)}
+        self.scores.append(score)
+        key = selection_key(score)
+        if self.best is None or key < self.best[0]:
+            self.best = (key, iteration, params)
+        if self.log is not None:
+            self.log(f"checkpoint {iteration}: {score['blown_up']} blown-up validation tasks, "
+                     f"mean query MSE over steps 1-10 {score['score']}")
+
+    @property
+    def params(self) -> Params | None:
+        return None if self.best is None else self.best[2]
+
+    @property
+    def chosen(self) -> int | None:
+        return None if self.best is None else self.best[1]
+
+    def record(self) -> dict:
+        """What was scored and chosen, for the checkpoint file and the manifest."""
+        return {"criterion": "fewest blown-up validation tasks at any of steps 1-10, then the "
+                             "lowest mean query MSE over steps 1-10",
+                "tasks": self.num_tasks, "shots": 5, "seed": self.seed,
+                "inner_procedure": inner_procedure(self.halvings),
+                "chosen": self.chosen, "checkpoints": self.scores}

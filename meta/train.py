@@ -79,9 +79,10 @@ class TrainConfig:
 class TrainResult(NamedTuple):
     params: Params            # meta-parameters θ on the CPU, no task dimension
     history: list[dict]       # one entry per log_every iterations: mean metrics over the window
-    seconds: float
+    seconds: float            # the training loop, without the time spent in on_checkpoint
     device: str
     compiled: bool = False    # whether the meta-gradient ran through torch.compile
+    checkpoint_seconds: float = 0.0   # time spent in on_checkpoint
 
 
 def resolve_device(device: str) -> torch.device:
@@ -122,13 +123,18 @@ def flat_meta_gradient(meta_gradient: Callable, compile: bool = False) -> Callab
 
 def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
           log: Callable[[str], None] | None = None, desc: str | None = None,
-          compile: bool = False) -> TrainResult:
+          compile: bool = False, checkpoints: int = 0,
+          on_checkpoint: Callable[[int, Params], None] | None = None) -> TrainResult:
     """Meta-train from a seeded initialisation; deterministic for a given seed and device.
 
     progress: True/False forces the progress bar on/off; None shows it only when
     stderr is a terminal. log: called with a plain line every tenth of the run
     (for logs that are not terminals). compile: run the meta-gradient through
     torch.compile (falls back to eager mode, with a warning, where compiling fails).
+    checkpoints, on_checkpoint: call on_checkpoint(iteration, θ) (a CPU copy of
+    θ) at ``checkpoints`` evenly spaced iterations, the last one the final
+    iteration (for choosing a checkpoint: meta.evaluate.CheckpointSelector);
+    it does not change the training run.
     """
     from tqdm.auto import tqdm
 
@@ -148,6 +154,8 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
     bar = tqdm(total=cfg.iterations, desc=desc or cfg.algorithm, disable=disable,
                file=sys.stderr, unit="it", mininterval=0.5)
     report_every = max(cfg.iterations // 10, 1)
+    at = checkpoint_iterations(cfg.iterations, checkpoints) if on_checkpoint else set()
+    checkpoint_seconds = 0.0
     started = time.perf_counter()
     step = flat_meta_gradient(algorithm.meta_gradient, compile)
     with torch.no_grad():
@@ -173,6 +181,10 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
                 window = {}
                 bar.set_postfix(meta_loss=f"{point.get('meta_loss', float('nan')):.3f}", refresh=False)
             bar.update(1)
+            if iteration in at:
+                paused = time.perf_counter()
+                on_checkpoint(iteration, {n: p.detach().to("cpu").clone() for n, p in params.items()})
+                checkpoint_seconds += time.perf_counter() - paused
             if log is not None and (iteration % report_every == 0 or iteration == cfg.iterations):
                 last = history[-1] if history else {}
                 log(f"{desc or cfg.algorithm}: iteration {iteration}/{cfg.iterations}, "
@@ -181,6 +193,14 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool | None = None,
     bar.close()
     if dev.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started - checkpoint_seconds
     final = {n: p.detach().to("cpu").clone() for n, p in params.items()}
-    return TrainResult(final, history, seconds, str(dev), compile)
+    return TrainResult(final, history, seconds, str(dev), compile, checkpoint_seconds)
+
+
+def checkpoint_iterations(iterations: int, checkpoints: int) -> set[int]:
+    """``checkpoints`` evenly spaced iterations of a run, the last one its end
+    (e.g. 70,000 iterations, 5 checkpoints: 14,000, 28,000, …, 70,000)."""
+    if isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 0:
+        raise ValueError(f"checkpoints must be an integer >= 0, got {checkpoints!r}")
+    return {max(1, round(iterations * i / checkpoints)) for i in range(1, checkpoints + 1)}

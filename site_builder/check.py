@@ -119,7 +119,8 @@ def _stale_notes(repo_root: Path, entry: dict) -> list[str]:
     train = entry.get("train")
     if not isinstance(train, dict) or "inputs" not in entry:
         return []
-    if entry["inputs"].get("train") != train_inputs_hash(repo_root, train, train.get("seed")):
+    settings = (entry.get("selection") or {}).get("settings")
+    if entry["inputs"].get("train") != train_inputs_hash(repo_root, train, train.get("seed"), settings):
         return [f"{entry['name']}: the training code or its configuration changed since these "
                 "weights were trained; `maml-site build` would retrain"]
     return []

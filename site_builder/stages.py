@@ -128,16 +128,40 @@ def _protocol(job: ModelJob, inner_lr: float) -> dict:
             "inner_procedure": inner_procedure()}
 
 
+def selection_settings(profile: str) -> dict:
+    """How the checkpoint a model keeps is chosen (meta.evaluate.CheckpointSelector):
+    evenly spaced checkpoints of the run, each scored on validation tasks with
+    the model's own inner procedure. The paper profile scores 5,000 tasks, as
+    contracts.md asks of any selection; quick runs (tests) score fewer."""
+    from meta.evaluate import SELECTION_CHECKPOINTS, SELECTION_TASKS, VALIDATION_SEED
+
+    paper = profile == "paper"
+    return {"checkpoints": SELECTION_CHECKPOINTS if paper else 2,
+            "tasks": SELECTION_TASKS if paper else PROFILES[profile].eval_tasks,
+            "seed": VALIDATION_SEED, "inner_procedure": inner_procedure()}
+
+
 # What each stage's output depends on. Downstream stages depend on the weights
 # through their sha256, so new weights make every later stage stale.
-def train_inputs_hash(repo_root: Path, config: dict, seed) -> str:
-    """What trained weights depend on: the training config, the seed and the
-    training code. `maml-site check` compares it with the recorded one too."""
-    return inputs_hash(config=config, seed=seed, code=source_hashes(repo_root, TRAINING_SOURCES))
+def train_inputs_hash(repo_root: Path, config: dict, seed, selection: dict | None) -> str:
+    """What trained weights depend on: the training config, the seed, the
+    checkpoint selection settings and the code of both (the selection scores
+    checkpoints with meta/evaluate.py). `maml-site check` compares it with the
+    recorded one too."""
+    return inputs_hash(config=config, seed=seed, selection=selection,
+                       code=source_hashes(repo_root, TRAINING_SOURCES + ("meta/evaluate.py",)))
 
 
 def train_hash(job: ModelJob, cfg) -> str:
-    return train_inputs_hash(job.repo_root, cfg.to_dict(), job.seed)
+    return train_inputs_hash(job.repo_root, cfg.to_dict(), job.seed, selection_settings(job.profile))
+
+
+def selection_summary(record: dict) -> dict:
+    """The manifest's "selection": the settings, the criterion, the chosen
+    iteration and each checkpoint's score (the checkpoint file keeps the curves)."""
+    keep = ("iteration", "inner_lr", "blown_up", "score", "skipped")
+    return {**{k: v for k, v in record.items() if k != "checkpoints"},
+            "checkpoints": [{k: c[k] for k in keep if k in c} for c in record["checkpoints"]]}
 
 
 def downstream_hashes(job: ModelJob, weights_sha: str, inner_lr: float) -> dict[str, str]:
@@ -225,19 +249,43 @@ def run_model(job: ModelJob) -> ModelOutcome:
     new_train_hash = train_hash(job, cfg)
     weights_path = exported / weights_file(job.name)
     if _must_train(job, entry, new_train_hash):
-        log.info("%s: training (%s, %d iterations, seed %d)", job.name, cfg.algorithm,
-                 cfg.iterations, cfg.seed)
+        from meta.evaluate import CheckpointSelector
+
+        settings = selection_settings(job.profile)
+        log.info("%s: training (%s, %d iterations, seed %d; the best of %d checkpoints on %d "
+                 "validation tasks is kept)", job.name, cfg.algorithm, cfg.iterations, cfg.seed,
+                 settings["checkpoints"], settings["tasks"])
+        selector = CheckpointSelector(
+            lambda candidate: spec.inner_lr(cfg, candidate), num_tasks=settings["tasks"],
+            seed=settings["seed"], halvings=_halvings(settings["inner_procedure"]),
+            log=(lambda line: log.info("%s: %s", job.name, line)) if job.log_progress else None)
         result = train(cfg, device=job.device, progress=job.progress,
                        log=log.info if job.log_progress else None, desc=job.name,
-                       compile=spec.compiles(job.profile))
-        checkpoint = {"params": result.params, "config": cfg.to_dict(), "history": result.history,
-                      "seconds": result.seconds, "device": result.device,
-                      "torch": str(torch.__version__), "compiled": result.compiled}
+                       compile=spec.compiles(job.profile), checkpoints=settings["checkpoints"],
+                       on_checkpoint=selector)
+        if selector.params is None:        # every checkpoint was skipped: no usable rate
+            raise BuildFailure(
+                f"{job.name}: {selector.scores[-1]['skipped']} (at each of the "
+                f"{len(selector.scores)} checkpoints scored), so the weights just trained have no "
+                f"adaptation rate to evaluate and export with, and exported/ keeps the previous "
+                f"ones. Ways on: retrain with another --seed, or add smaller rates to the model's "
+                f"adapt_lr grid in site_builder/config.py")
+        record = selector.record()
+        selection = {"settings": settings, "criterion": record["criterion"],
+                     "shots": record["shots"], "chosen": record["chosen"],
+                     "seconds": round(result.checkpoint_seconds, 1),
+                     "checkpoints": record["checkpoints"]}
+        log.info("%s: kept the checkpoint of iteration %d of %d (scored in %.0f s)", job.name,
+                 selector.chosen, cfg.iterations, result.checkpoint_seconds)
+        checkpoint = {"params": selector.params, "config": cfg.to_dict(),
+                      "history": result.history, "seconds": result.seconds,
+                      "device": result.device, "torch": str(torch.__version__),
+                      "compiled": result.compiled, "selection": selection}
         data = _checkpoint_bytes(checkpoint)
         # Choose a validated adaptation rate before the new weights replace the
         # old ones: weights that have none stop the build with exported/ as it was.
         entry[RECORD_KEYS["train"]] = _bytes_record(weights_file(job.name), data)
-        inner_lr = adapt_rate(job, entry, cfg, result.params)
+        inner_lr = adapt_rate(job, entry, cfg, selector.params)
         atomic.write_bytes(weights_path, data)
         entry["inputs"]["train"] = new_train_hash
         ran.append("train")
@@ -258,6 +306,10 @@ def run_model(job: ModelJob) -> ModelOutcome:
         inner_lr = adapt_rate(job, entry, TrainConfig.from_dict(checkpoint["config"]),
                               checkpoint["params"])
     params = checkpoint["params"]
+    if checkpoint.get("selection"):
+        entry["selection"] = selection_summary(checkpoint["selection"])
+    else:
+        entry.pop("selection", None)
     training = {"seconds": checkpoint["seconds"], "device": checkpoint["device"],
                 "torch": checkpoint["torch"], "compiled": checkpoint.get("compiled", False)}
     from meta.export import SIGNATURE

@@ -289,7 +289,8 @@ def test_each_stage_hashes_only_the_code_it_depends_on(tmp_path):
     assert edit("meta/train.py") == {"train": True, "evaluate": False, "export": False, "figures": False}
     assert edit("meta/algorithms/maml.py")["train"]
     assert edit("meta/model.py") == {"train": True, "evaluate": True, "export": True, "figures": False}
-    assert edit("meta/evaluate.py") == {"train": False, "evaluate": True, "export": False, "figures": False}
+    # Training keeps the checkpoint that adapts best on validation tasks, scored by meta/evaluate.py.
+    assert edit("meta/evaluate.py") == {"train": True, "evaluate": True, "export": False, "figures": False}
     assert edit("meta/export.py") == {"train": False, "evaluate": False, "export": True, "figures": True}
     assert edit("site_builder/figures.py") == {"train": False, "evaluate": False, "export": False,
                                                "figures": True}

@@ -187,3 +187,73 @@ def test_no_support_points_and_bad_halvings():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="halvings must be an integer >= 0 or None"):
             evaluate(params, 0.01, num_tasks=2, shots=(5,), max_steps=1, halvings=bad)
+
+
+# ------------------------------------------------------------ checkpoint selection
+
+def test_checkpoint_scores_count_blow_ups_before_the_error():
+    from meta.evaluate import VALIDATION_SEED, checkpoint_score, selection_key
+
+    params = model.init_params(torch.Generator().manual_seed(1))
+    fine = checkpoint_score(params, 0.01, num_tasks=200)
+    curve = evaluate(params, 0.01, num_tasks=200, shots=(5,), seed=VALIDATION_SEED)["query_mse"]["5"]
+    assert fine["mean_by_step"] == curve["mean"] and fine["blown_up"] == 0
+    assert fine["score"] == pytest.approx(sum(curve["mean"][1:]) / 10, abs=1e-6)
+    wild = checkpoint_score(params, 50.0, num_tasks=200, halvings=None)
+    assert wild["blown_up"] > 0 and wild["score"] is None
+    # A checkpoint with one blown-up task loses to any that has none, however good its mean.
+    assert selection_key({"blown_up": 0, "score": 9.0}) < selection_key({"blown_up": 1, "score": 0.1})
+    assert selection_key({"blown_up": 0, "score": 0.3}) < selection_key({"blown_up": 0, "score": 0.4})
+    with pytest.raises(ValueError, match="never on the test tasks"):
+        checkpoint_score(params, 0.01, num_tasks=10, seed=EVAL_SEED)
+
+
+def test_checkpoint_selection_sees_validation_tasks_only(monkeypatch):
+    """Every task the selection scores a checkpoint on comes from the validation
+    seed, and those tasks are not the test tasks."""
+    import meta.evaluate as evaluate_mod
+    from meta.evaluate import VALIDATION_SEED, CheckpointSelector
+    from meta.train import TrainConfig, train
+
+    seeds = []
+    real = evaluate_mod.evaluate
+
+    def recording(*args, **kwargs):
+        seeds.append(kwargs.get("seed", EVAL_SEED))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_mod, "evaluate", recording)
+    selector = CheckpointSelector(lambda params: 0.01, num_tasks=100)
+    result = train(TrainConfig("maml", iterations=30, log_every=10), device="cpu", progress=False,
+                   checkpoints=3, on_checkpoint=selector)
+    assert seeds == [VALIDATION_SEED] * 3 and EVAL_SEED not in seeds
+    record = selector.record()
+    assert record["seed"] == VALIDATION_SEED and record["tasks"] == 100
+    assert [c["iteration"] for c in record["checkpoints"]] == [10, 20, 30]
+    best = min(record["checkpoints"], key=lambda c: (c["blown_up"], c["score"]))
+    assert record["chosen"] == best["iteration"] == selector.chosen
+    chosen_params = selector.params
+    if selector.chosen == 30:
+        assert all(torch.equal(chosen_params[n], result.params[n]) for n in result.params)
+    # The validation draw is another set of tasks than the test draw.
+    validation = SINUSOID.sample_tasks(1000, torch.Generator().manual_seed(VALIDATION_SEED))
+    test = SINUSOID.sample_tasks(1000, torch.Generator().manual_seed(EVAL_SEED))
+    assert not torch.isin(validation[0], test[0]).any()
+
+
+def test_a_checkpoint_without_a_usable_rate_is_skipped():
+    from meta.evaluate import CheckpointSelector
+
+    def rate(params):
+        if rate.calls == 0:
+            rate.calls += 1
+            raise ValueError("every candidate rate [1.0] diverged on some validation task")
+        return 0.01
+    rate.calls = 0
+    params = model.init_params(torch.Generator().manual_seed(1))
+    selector = CheckpointSelector(rate, num_tasks=50)
+    selector(10, params)
+    assert selector.params is None and selector.scores == [
+        {"iteration": 10, "skipped": "every candidate rate [1.0] diverged on some validation task"}]
+    selector(20, params)
+    assert selector.chosen == 20 and selector.params is params

@@ -252,3 +252,32 @@ def test_training_falls_back_to_eager_mode_where_compiling_fails(monkeypatch):
     assert result.compiled is False and eager.compiled is False
     for name, value in eager.params.items():
         assert torch.equal(result.params[name], value)
+
+
+def test_checkpoints_are_the_parameters_of_shorter_runs_and_leave_training_alone():
+    """on_checkpoint sees θ at evenly spaced iterations, the last the final one;
+    each is exactly what a run stopped there gives (a run is deterministic),
+    the run itself is unchanged, and the callback's time is not training time."""
+    import time as _time
+
+    from meta.train import checkpoint_iterations, train
+
+    assert checkpoint_iterations(70_000, 5) == {14_000, 28_000, 42_000, 56_000, 70_000}
+    assert checkpoint_iterations(7, 3) == {2, 5, 7} and checkpoint_iterations(10, 0) == set()
+    with pytest.raises(ValueError, match="checkpoints must be an integer >= 0"):
+        checkpoint_iterations(10, -1)
+    cfg = TrainConfig("maml", iterations=12, log_every=4)
+    seen = {}
+
+    def on_checkpoint(iteration, params):
+        seen[iteration] = params
+        _time.sleep(0.2)
+
+    result = train(cfg, device="cpu", progress=False, checkpoints=3, on_checkpoint=on_checkpoint)
+    plain = train(cfg, device="cpu", progress=False)
+    assert sorted(seen) == [4, 8, 12]
+    assert all(torch.equal(result.params[n], plain.params[n]) for n in plain.params)
+    assert all(torch.equal(seen[12][n], plain.params[n]) for n in plain.params)
+    shorter = train(TrainConfig("maml", iterations=8, log_every=4), device="cpu", progress=False)
+    assert all(torch.equal(seen[8][n], shorter.params[n]) for n in shorter.params)
+    assert result.checkpoint_seconds >= 0.6 and result.seconds < result.checkpoint_seconds
