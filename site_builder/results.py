@@ -349,9 +349,11 @@ def block_protocol(ctx: Context) -> str:
             f"evaluation seed ({p.get('seed', '?')}) that no training run uses. For each "
             f"K ∈ {{{shots}}}, K support points are drawn uniformly from the input range, and "
             f"the query set is **{p.get('query_points', '?')} evenly spaced points** across it. "
-            f"Starting from the trained parameters, plain gradient descent on the support MSE "
+            f"Starting from the trained parameters, gradient descent on the support MSE "
             f"runs for 0 to {p.get('max_steps', EVAL_MAX_STEPS)} steps at the model's "
-            f"adaptation rate α, and the query MSE of every task is recorded after each step. "
+            f"adaptation rate α, each step safeguarded by backtracking (a step that would raise "
+            f"the support loss is halved, up to four times, and skipped if it still would; see "
+            f"below), and the query MSE of every task is recorded after each step. "
             f"We report the mean over tasks ± the half-width of its 95% confidence interval, "
             f"1.96·σ/√n with n = {p['num_tasks']:,}.")
     rates = ", ".join(f"`{m.name}` α = {_number(m.inner_lr)}" for m in ctx.measured)
@@ -400,8 +402,8 @@ def block_table(ctx: Context) -> str:
              "measured here; their protocol differs in details such as the number of test "
              "tasks, so compare them loosely."]
     if any(d for m in measured for c in m.evaluation["query_mse"].values() for d in c["diverged"]):
-        notes.append("∞: on some tasks plain gradient descent at this rate blew up, so the mean "
-                     "is infinite; the median over all tasks is given instead.")
+        notes.append("∞: on some tasks adaptation blew up (query MSE above 50 or not finite), "
+                     "so the mean is infinite; the median over all tasks is given instead.")
     if not measured:
         notes.insert(0, "*No model has results yet; only the published numbers are shown.*")
     return text + "\n\n" + "\n".join(notes)
