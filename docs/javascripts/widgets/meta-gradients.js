@@ -42,7 +42,7 @@ const METHODS = [
   { key: "reptile", row: 2, name: "Reptile", detail: "θ − ϕ_m",
     settings: { steps: 3, lr: 0.3 }, minSteps: 1 },
   { key: "imaml", row: 3, name: "iMAML", detail: "implicit gradient by CG",
-    settings: { lam: 1, steps: 10, lr: 0.3, cg: 2 }, minSteps: 0 },
+    settings: { lam: 1, steps: 3, lr: 0.3, cg: 2 }, minSteps: 0 },
 ];
 
 export function mount(root) {
@@ -182,15 +182,31 @@ class MetaGradients {
         this.optima.forEach((marker, t) => { marker.style.display = t < tasks.length ? "" : "none"; });
         this.contourTasks = tasks.length;
       }
+      // One toy-meta run gives all four rows for its settings. MAML's,
+      // FOMAML's and Reptile's rows depend only on the rate and the step
+      // count, so cards that agree on those share a run (with each other and
+      // with iMAML's card): on a θ drag with the default settings that is two
+      // runs per move instead of four.
+      const runs = [];
+      const runFor = async (settings, needsLamCg) => {
+        const found = runs.find((r) => r.lr === settings.lr && r.steps === settings.steps
+          && (!needsLamCg || (r.lam === (settings.lam ?? 0) && r.cg === (settings.cg ?? 0))));
+        if (found) return found.out;
+        const run = { lr: settings.lr, steps: settings.steps, lam: settings.lam ?? 0, cg: settings.cg ?? 0 };
+        run.out = await this.meta.run({
+          theta, task_params: tasks.flat(), inner_lr: run.lr, inner_steps: run.steps,
+          lam: run.lam, cg_steps: run.cg,
+        });
+        runs.push(run);
+        return run.out;
+      };
       const methods = {};
-      for (const method of this.methods) {
+      const order = [...this.methods].sort((a, b) => (b.key === "imaml") - (a.key === "imaml"));
+      for (const method of order) {
         const settings = { ...method.settings };
         let gradient = null;
         if (method.on) {
-          const out = await this.meta.run({
-            theta, task_params: tasks.flat(), inner_lr: settings.lr, inner_steps: settings.steps,
-            lam: settings.lam ?? 0, cg_steps: settings.cg ?? 0,
-          });
+          const out = await runFor(settings, method.key === "imaml");
           gradient = Array.from(out.meta_gradient.data.subarray(2 * method.row, 2 * method.row + 2));
         }
         methods[method.key] = { on: method.on, settings, gradient };
