@@ -142,6 +142,19 @@ export function gridPoints([x0, x1], [y0, y1], n, ny = n) {
 }
 
 /**
+ * Each task's plain loss (toy-landscape at λ = 0) on a grid: one run, one
+ * Float32Array view per task. The contours every toy widget draws under θ.
+ */
+export async function taskLosses(landscape, grid, tasks) {
+  const out = await landscape.run({
+    points: { data: grid.points, dims: [grid.nx * grid.ny, 2] },
+    task_params: tasks.flat(), anchor: [0, 0], lam: 0,
+  });
+  const size = grid.nx * grid.ny;
+  return tasks.map((_, t) => out.loss.data.subarray(t * size, (t + 1) * size));
+}
+
+/**
  * Wrap an async job so that calls while it runs collapse into one more run
  * afterwards: a drag that moves faster than the graph runs only ever waits
  * for the newest state. Returns a function that resolves when the state it

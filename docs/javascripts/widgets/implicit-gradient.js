@@ -26,7 +26,7 @@ import { createHandle } from "../lib/handle.js";
 import { htmlElement, logSlider, slider, svgElement } from "../lib/plot.js";
 import {
   at, createPlanePlot, formatNumber, formatPoint, gridPoints, latest, markPoint, mountToyWidget, parsePoint,
-  placeMarker, toySetup,
+  placeMarker, taskLosses, toySetup,
 } from "../lib/toy.js";
 
 const GRID = 61;
@@ -72,12 +72,7 @@ class ImplicitGradient {
     this.plot = plot;
     this.contours = await createContours(plot, { thresholds: "log", levels: 12 });
     // Loss of both tasks once: it does not depend on θ or on any setting.
-    const out = await this.landscape.run({
-      points: { data: this.grid.points, dims: [this.grid.nx * this.grid.ny, 2] },
-      task_params: this.tasks.flat(), anchor: [0, 0], lam: 0,
-    });
-    const size = this.grid.nx * this.grid.ny;
-    this.taskLoss = this.tasks.map((_, t) => out.loss.data.slice(t * size, (t + 1) * size));
+    this.taskLoss = await taskLosses(this.landscape, this.grid, this.tasks);
     this.optimum = markPoint(plot, this.tasks[s.task], "toy-optimum");
     const data = plot.layers.data;
     this.circle = svgElement("circle", { class: "implicit-gradient__circle", cx: 0, cy: 0, r: 0 }, data);

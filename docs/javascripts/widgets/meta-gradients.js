@@ -25,7 +25,7 @@ import { createHandle } from "../lib/handle.js";
 import { htmlElement, logSlider, slider } from "../lib/plot.js";
 import {
   createPlanePlot, formatNumber, formatPoint, gridPoints, latest, markPoint, mountToyWidget, parsePoint,
-  toySetup,
+  taskLosses, toySetup,
 } from "../lib/toy.js";
 
 const GRID = 61;
@@ -169,14 +169,10 @@ class MetaGradients {
     try {
       // The contours depend only on the set of tasks.
       if (this.contourTasks !== tasks.length) {
-        const out = await this.landscape.run({
-          points: { data: this.grid.points, dims: [this.grid.nx * this.grid.ny, 2] },
-          task_params: tasks.flat(), anchor: [0, 0], lam: 0,
-        });
-        const size = this.grid.nx * this.grid.ny;
-        const sum = new Float32Array(size);
-        for (let t = 0; t < tasks.length; t++) {
-          for (let i = 0; i < size; i++) sum[i] += out.loss.data[t * size + i];
+        const losses = await taskLosses(this.landscape, this.grid, tasks);
+        const sum = new Float32Array(this.grid.nx * this.grid.ny);
+        for (const loss of losses) {
+          for (let i = 0; i < sum.length; i++) sum[i] += loss[i];
         }
         this.contours.draw({ values: sum, ...this.grid });
         this.optima.forEach((marker, t) => { marker.style.display = t < tasks.length ? "" : "none"; });

@@ -18,7 +18,7 @@ import { createContours } from "../lib/contour.js";
 import { createHandle } from "../lib/handle.js";
 import { htmlElement, slider, svgElement } from "../lib/plot.js";
 import {
-  createPlanePlot, formatPoint, gridPoints, latest, markPoint, mountToyWidget, placeMarker, toySetup,
+  createPlanePlot, formatPoint, gridPoints, latest, markPoint, mountToyWidget, placeMarker, taskLosses, toySetup,
 } from "../lib/toy.js";
 
 const GRID = 61;
@@ -100,8 +100,8 @@ class ReptileInterpolation {
     this.root.append(ui);
 
     const grid = gridPoints(this.plane[0], this.plane[1], GRID);
-    const out = await this.landscape.run({ points: grid.points, task_params: this.task, anchor: [0, 0], lam: 0 });
-    this.contours.draw({ ...grid, values: out.loss.data });
+    const [loss] = await taskLosses(this.landscape, grid, [this.task]);
+    this.contours.draw({ ...grid, values: loss });
     await this.run();
   }
 

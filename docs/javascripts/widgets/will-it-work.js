@@ -17,7 +17,7 @@ import { createContours } from "../lib/contour.js";
 import { createHandle } from "../lib/handle.js";
 import { htmlElement, slider } from "../lib/plot.js";
 import {
-  createPlanePlot, formatPoint, gridPoints, latest, markPoint, mountToyWidget, toySetup,
+  createPlanePlot, formatPoint, gridPoints, latest, markPoint, mountToyWidget, taskLosses, toySetup,
 } from "../lib/toy.js";
 
 const GRID = 61;
@@ -93,11 +93,8 @@ class WillItWork {
 
     // The two landscapes do not depend on θ or α: one run, drawn once.
     const grid = gridPoints(this.plane[0], this.plane[1], GRID);
-    const out = await this.landscape.run({
-      points: grid.points, task_params: this.tasks.flat(), anchor: [0, 0], lam: 0,
-    });
-    const size = grid.nx * grid.ny;
-    this.contours.forEach((layer, t) => layer.draw({ ...grid, values: out.loss.data.subarray(t * size, (t + 1) * size) }));
+    const losses = await taskLosses(this.landscape, grid, this.tasks);
+    this.contours.forEach((layer, t) => layer.draw({ ...grid, values: losses[t] }));
     await this.run();          // a failure here leaves the static figure up
   }
 
