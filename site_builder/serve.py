@@ -1,7 +1,7 @@
 """`maml-site serve`: build, then serve site/ on 127.0.0.1 with live reload.
 
 After the full build, MkDocs' own LiveReloadServer serves the site folder and
-watches docs/, mkdocs.yml and meta/ (the code listings). On a change it
+watches docs/, overrides/, mkdocs.yml and meta/ (the code listings). On a change it
 re-stages docs/ with the current exported/ files and reruns MkDocs into the
 site folder; open pages reload themselves. Models are not retrained while
 serving: run `maml-site build` for that.
@@ -61,7 +61,7 @@ def serve(options: BuildOptions, port: int = 8000) -> None:
             return page.read_bytes() if code == 404 and page.is_file() else None
 
         server.error_handler = error_page
-        for path in (repo / "docs", repo / "mkdocs.yml", repo / "meta"):
+        for path in (repo / "docs", repo / "overrides", repo / "mkdocs.yml", repo / "meta"):
             server.watch(str(path))
         log.info("serving %s on http://%s:%d/ (Ctrl+C stops)", site_dir, HOST, port)
         try:
