@@ -1,54 +1,130 @@
-// Page start-up: mount every widget (the math was typeset by the build).
+// Page start-up: mount each widget when the reader comes near it (the math was
+// typeset by the build).
+//
+// A widget's module, and with it onnxruntime-web and the widget's model, is
+// loaded only when the widget is about to be seen, once per page visit; a page
+// without widgets loads none of it, and one whose widgets are all further down
+// loads nothing for them until the reader scrolls. Until then, the build's
+// static figure stands in the widget's place (widgets.css reserves the height
+// the interactive version will take, so nothing jumps when it replaces it).
 //
 // Material's instant navigation swaps page content without reloading, and
 // emits the new document on document$; everything is (re)done there.
 import { showWidgetError } from "./lib/site.js";
 
-// One module per widget kind, loaded only on pages that use it.
+// One module per widget kind, loaded only on pages that use it, and only when
+// one of its widgets comes near the viewport. `model`: whether the widget runs
+// an ONNX graph (its loading notice says so).
 const WIDGETS = {
-  "sine-fit": () => import("./widgets/sine-fit.js"),
-  "accumulated-loss": () => import("./widgets/accumulated-loss.js"),
-  "will-it-work": () => import("./widgets/will-it-work.js"),
-  "reptile-interpolation": () => import("./widgets/reptile-interpolation.js"),
-  "curvature": () => import("./widgets/curvature.js"),
-  "proximal-loss": () => import("./widgets/proximal-loss.js"),
-  "implicit-gradient": () => import("./widgets/implicit-gradient.js"),
-  "meta-gradients": () => import("./widgets/meta-gradients.js"),
-  "few-shot-quiz": () => import("./widgets/few-shot-quiz.js"),
-  "few-shot-map": () => import("./widgets/few-shot-map.js"),
-  "omniglot-accuracy": () => import("./widgets/omniglot-accuracy.js"),
+  "sine-fit": { model: true, load: () => import("./widgets/sine-fit.js") },
+  "accumulated-loss": { model: true, load: () => import("./widgets/accumulated-loss.js") },
+  "will-it-work": { model: true, load: () => import("./widgets/will-it-work.js") },
+  "reptile-interpolation": { model: true, load: () => import("./widgets/reptile-interpolation.js") },
+  "curvature": { model: true, load: () => import("./widgets/curvature.js") },
+  "proximal-loss": { model: true, load: () => import("./widgets/proximal-loss.js") },
+  "implicit-gradient": { model: true, load: () => import("./widgets/implicit-gradient.js") },
+  "meta-gradients": { model: true, load: () => import("./widgets/meta-gradients.js") },
+  "few-shot-quiz": { model: false, load: () => import("./widgets/few-shot-quiz.js") },
+  "few-shot-map": { model: false, load: () => import("./widgets/few-shot-map.js") },
+  "omniglot-accuracy": { model: false, load: () => import("./widgets/omniglot-accuracy.js") },
 };
 
-function mountWidgets(root) {
-  for (const element of root.querySelectorAll("[data-widget]")) {
-    if (element.dataset.widgetMounted !== undefined) continue;
-    element.dataset.widgetMounted = "";
-    const kind = element.dataset.widget;
-    const load = WIDGETS[kind];
-    if (!load) {
-      showWidgetError(element, new Error(`this site has no widget called "${kind}"`));
-      continue;
-    }
-    // The build's static figure stays visible, under a loading notice, until
-    // the widget has started; if it cannot start, the notice says why.
-    const fallback = [...element.children];
-    const status = document.createElement("p");
-    status.className = "widget-status";
-    status.setAttribute("role", "status");
-    status.textContent = "Loading the interactive model…";
-    element.prepend(status);
-    load()
-      .then((module) => module.mount(element))
-      .then(() => {
-        status.remove();
-        for (const child of fallback) child.hidden = true;
-      })
-      .catch((error) => showWidgetError(element, error));
+// How near is near. While the page loads and the reader has not moved, only
+// the widgets on screen start: the first paint and the page's first seconds
+// belong to the text. Once the reader scrolls (or touches, clicks, presses a
+// key), every widget within one and a half screens above or below starts, so
+// it is ready by the time the reader reaches it.
+const ON_SCREEN = "0px";
+const AHEAD = "150% 0px";
+const READER_MOVES = ["scroll", "wheel", "keydown", "pointerdown", "touchstart"];
+
+function loadingText(kind) {
+  return WIDGETS[kind]?.model ? "Loading the interactive model…" : "Loading the interactive figure…";
+}
+
+function mount(element) {
+  if (element.dataset.widgetMounted !== undefined) return;
+  element.dataset.widgetMounted = "";
+  const kind = element.dataset.widget;
+  const widget = WIDGETS[kind];
+  if (!widget) {
+    showWidgetError(element, new Error(`this site has no widget called "${kind}"`));
+    return;
+  }
+  // The build's static figure stays visible, under a loading notice, until
+  // the widget draws its own content in its place (before the next paint, so
+  // the two are never shown together and the box does not grow in between);
+  // if the widget cannot start, the figure comes back and the notice says why.
+  const fallback = new Set(element.children);
+  const status = document.createElement("p");
+  status.className = "widget-status widget-status--loading";
+  status.setAttribute("role", "status");
+  status.textContent = loadingText(kind);
+  element.prepend(status);
+  const own = (child) => !fallback.has(child) && child !== status;
+  const swap = new MutationObserver(() => {
+    if (![...element.children].some(own)) return;
+    swap.disconnect();
+    for (const child of fallback) child.hidden = true;
+  });
+  swap.observe(element, { childList: true });
+  widget.load()
+    .then((module) => module.mount(element))
+    .then(() => {
+      swap.disconnect();
+      status.remove();
+      for (const child of fallback) child.hidden = true;
+    })
+    .catch((error) => {
+      swap.disconnect();
+      for (const child of element.children) {
+        if (child !== status) child.hidden = own(child);
+      }
+      showWidgetError(element, error);
+    });
+}
+
+let watchers = [];
+let lookAhead = null;
+
+function stopWatching() {
+  for (const watcher of watchers) watcher.disconnect();
+  watchers = [];
+  if (lookAhead) {
+    for (const type of READER_MOVES) window.removeEventListener(type, lookAhead);
+    lookAhead = null;
   }
 }
 
+function watch(elements, rootMargin) {
+  const observer = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      for (const watcher of watchers) watcher.unobserve(entry.target);
+      mount(entry.target);
+    }
+  }, { rootMargin });
+  for (const element of elements) observer.observe(element);
+  watchers.push(observer);
+}
+
 function start() {
-  mountWidgets(document.body);
+  stopWatching();
+  const waiting = [...document.querySelectorAll("[data-widget]")]
+    .filter((element) => element.dataset.widgetMounted === undefined);
+  if (!waiting.length) return;
+  if (!("IntersectionObserver" in window)) {
+    for (const element of waiting) mount(element);
+    return;
+  }
+  watch(waiting, ON_SCREEN);
+  // (The page's own scroll reaches window; a scrolling sidebar's does not.)
+  lookAhead = () => {
+    for (const type of READER_MOVES) window.removeEventListener(type, lookAhead);
+    lookAhead = null;
+    watch(waiting.filter((element) => element.dataset.widgetMounted === undefined), AHEAD);
+  };
+  for (const type of READER_MOVES) window.addEventListener(type, lookAhead, { passive: true });
 }
 
 if (window.document$) {
