@@ -1,6 +1,7 @@
 """What the browser tests share: the Chromium they drive, a local HTTP server,
-a record of what a page requested and logged, and the helpers that read the
-loss-landscape ("toy") widgets.
+a record of what a page requested and logged, the helpers that bring a widget
+into view (widgets start only near the viewport) and wait for it, and those
+that read the loss-landscape ("toy") widgets.
 
 The fixtures built on these (``browser_type_launch_args``, ``site_url``,
 ``log``, ``touch_page``) are in tests/conftest.py; test modules import the
@@ -66,6 +67,36 @@ class PageLog:
         assert self.requests, "no request was recorded"
 
 
+# ---------------------------------------------------------------- widgets
+# A widget starts (loads its module, the ONNX runtime and its model) only when
+# it comes near the viewport, or ahead of it once the reader has scrolled
+# (docs/javascripts/main.js): a test brings it into view before waiting.
+
+def bring_into_view(page, selector):
+    """Scroll the first element matching `selector` to the middle of the viewport."""
+    page.wait_for_selector(selector, state="attached")
+    page.locator(selector).first.evaluate("el => el.scrollIntoView({block: 'center'})")
+
+
+def wait_widget(page, selector, condition="[data-state='ready']", timeout=READY_TIMEOUT_MS):
+    """Bring the widget `selector` into view and wait until `selector + condition` matches it."""
+    bring_into_view(page, selector)
+    page.wait_for_selector(selector + condition, state="attached", timeout=timeout)
+    return page.locator(selector)
+
+
+def wait_all_widgets(page, timeout=READY_TIMEOUT_MS):
+    """Bring every widget on the page into view in turn; wait until each is ready or has failed."""
+    for widget in page.locator("[data-widget]").all():
+        widget.evaluate("el => el.scrollIntoView({block: 'center'})")
+        # Started (main.js marks it) before the next one is scrolled to.
+        page.wait_for_function("el => el.dataset.widgetMounted !== undefined",
+                               arg=widget.element_handle(), timeout=timeout)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-widget]')].every("
+        "w => ['ready', 'error'].includes(w.dataset.state))", timeout=timeout)
+
+
 # ---------------------------------------------------------------- toy widgets
 # Each toy widget exposes element.toyWidget: `frames` counts its redraws,
 # `plot` or `plots` are its scales, `drawn` (where present) what it drew last.
@@ -74,8 +105,7 @@ def open_toy_widget(page, url, selector):
     """Load `url`, wait until the widget `selector` is ready and scroll it into view."""
     page.goto(url)
     page.wait_for_load_state("load")
-    page.wait_for_selector(selector + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
-    widget = page.locator(selector)
+    widget = wait_widget(page, selector)
     widget.scroll_into_view_if_needed()
     return widget
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import READY_TIMEOUT_MS, PageLog
+from browser_support import PageLog, wait_widget
 
 pytestmark = pytest.mark.browser
 
@@ -31,10 +31,9 @@ PRETRAINED = '[data-widget="sine-fit"][data-model="pretrained-sinusoid"]'
 # ---------------------------------------------------------------- helpers
 
 def wait_ready(page, selector, samples=None):
-    """Wait until the widget has drawn predictions for the current input."""
+    """Bring the widget into view; wait until it has drawn predictions for the current input."""
     condition = "[data-state='ready']" + (f"[data-samples='{samples}']" if samples is not None else "")
-    page.wait_for_selector(selector + condition, state="attached", timeout=READY_TIMEOUT_MS)
-    return page.locator(selector)
+    return wait_widget(page, selector, condition)
 
 
 def path_points(widget, css_class):
@@ -242,7 +241,7 @@ def test_runtime_loads_only_on_pages_with_widgets(page, log, site_url):
 def test_a_widget_that_cannot_load_its_runtime_says_so_and_keeps_the_figure(page, site_url):
     page.route("**/*.wasm", lambda route: route.abort())
     open_page(page, site_url)
-    page.wait_for_selector(MAML + "[data-state='error']", state="attached", timeout=READY_TIMEOUT_MS)
+    wait_widget(page, MAML, "[data-state='error']")
     widget = page.locator(MAML)
     notice = widget.locator(".widget-status--error")
     assert notice.is_visible()

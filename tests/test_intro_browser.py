@@ -16,6 +16,7 @@ import json
 import re
 
 import pytest
+from browser_support import wait_widget
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +34,8 @@ def open_intro(page, site_url):
     page.reload()
     page.wait_for_load_state("load")
     for widget in (QUIZ, MAP, CHART):
-        page.wait_for_selector(widget + "[data-state='ready']", state="attached", timeout=TIMEOUT_MS)
+        wait_widget(page, widget, timeout=TIMEOUT_MS)
+    page.locator(QUIZ).scroll_into_view_if_needed()
     return page.locator(QUIZ)
 
 
@@ -127,7 +129,7 @@ def test_quiz_rounds_by_clicking_count_per_size_and_persist(page, log, site_url,
 
     # The score survives a reload, and the reset button clears both sizes.
     page.reload()
-    page.wait_for_selector(QUIZ + "[data-state='ready']", state="attached", timeout=TIMEOUT_MS)
+    wait_widget(page, QUIZ, timeout=TIMEOUT_MS)
     score = quiz.locator(".few-shot-quiz__score").inner_text()
     assert "5-way: 1 of 2 right (50%)" in score and "20-way: 1 of 1 right (100%)" in score
     quiz.locator("button.few-shot-quiz__reset").click()

@@ -20,8 +20,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from browser_support import (READY_TIMEOUT_MS, PageLog, frames, line_ends, nonfinite_attributes,
-                             open_toy_widget, redrawn, to_pixels)
+from browser_support import (PageLog, frames, line_ends, nonfinite_attributes,
+                             open_toy_widget, redrawn, to_pixels, wait_widget)
 
 from meta import toy
 
@@ -320,8 +320,7 @@ def test_accumulated_slider_ends_and_palettes(page, log, site_url):
         page.keyboard.press(key)
         assert "NaN" not in widget.locator(".accumulated-loss__readout").inner_text()
     # The contour colours of the other widgets follow the palette.
-    will = page.locator(WILL)
-    page.wait_for_selector(WILL + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
+    will = wait_widget(page, WILL)
     colours = {}
     for scheme in ("default", "slate"):
         page.evaluate("s => document.body.setAttribute('data-md-color-scheme', s)", scheme)
@@ -338,7 +337,7 @@ def test_d3_is_loaded_once_and_only_where_contours_are_drawn(page, log, site_url
     page.wait_for_timeout(500)
     assert not [u for u in log.requests if "/assets/vendor/d3-" in u]
     open_widget(page, site_url, WILL)
-    page.wait_for_selector(ACCUMULATED + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
+    wait_widget(page, ACCUMULATED)
     d3 = sorted(u.split("/assets/vendor/")[1] for u in log.requests if "/assets/vendor/d3-" in u)
     assert d3 == ["d3-array/d3-array.min.js", "d3-contour/d3-contour.min.js"]
     assert page.evaluate("typeof window.d3.contours") == "function"

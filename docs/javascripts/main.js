@@ -17,6 +17,7 @@ import { showWidgetError } from "./lib/site.js";
 // an ONNX graph (its loading notice says so).
 const WIDGETS = {
   "sine-fit": { model: true, load: () => import("./widgets/sine-fit.js") },
+  "all-models": { model: true, load: () => import("./widgets/all-models.js") },
   "accumulated-loss": { model: true, load: () => import("./widgets/accumulated-loss.js") },
   "will-it-work": { model: true, load: () => import("./widgets/will-it-work.js") },
   "reptile-interpolation": { model: true, load: () => import("./widgets/reptile-interpolation.js") },
