@@ -124,6 +124,8 @@ def measure(site: Path, moves: int) -> dict[str, dict[str, float]]:
                     page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
                     page.goto(base + path)
                     selector = f'[data-widget="{kind}"]'
+                    # A widget starts only when it comes near the viewport.
+                    page.locator(selector).evaluate("el => el.scrollIntoView({block: 'center'})")
                     page.wait_for_selector(selector + "[data-state='ready']", state="attached", timeout=120_000)
                     page.locator(selector).scroll_into_view_if_needed()
                     timings = page.evaluate(DRAG_JS, [selector, moves])
