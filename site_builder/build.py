@@ -155,10 +155,15 @@ def run_stages(options: BuildOptions, names: list[str] | None = None,
     if updated:
         exported.mkdir(parents=True, exist_ok=True)
         report.manifest_changed = manifest.write(exported, old, updated)
-    for name in names:
+    for name in [*names, "toy problems"]:
         if name in report.ran:
-            done = ", ".join(report.ran[name]) or "nothing (all up to date)"
-            log.info("%s: ran %s", name, done)
+            ran = report.ran[name]
+            skipped = [s for s in (toy_stages if name == "toy problems" else stages) if s not in ran]
+            line = f"ran {', '.join(ran) or 'nothing'}"
+            if skipped:
+                line += (f"; skipped {', '.join(skipped)}: up to date (the hash of each one's inputs "
+                         "matches the manifest's and its file is intact)")
+            log.info("%s: %s", name, line)
     if errors:
         raise BuildFailure("; ".join(errors))
     report.seconds = time.perf_counter() - started
