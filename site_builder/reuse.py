@@ -160,7 +160,7 @@ def graphs_block(staging: Staging) -> str:
         used_by = f"the graph of {_names(models)}" if len(models) == 1 else \
             f"shared by the graphs of {_names(models)}"
         lines += [f"**Signature {number}**, {used_by}:", "{: #" + group["label"] + " }", "",
-                  "| | name | type | shape | meaning |", "|---|---|---|---|---|"]
+                  "| port | name | type | shape | meaning |", "|---|---|---|---|---|"]
         inputs, outputs = group["sig"]
         for kind, ports in (("input", inputs), ("output", outputs)):
             for port in ports:

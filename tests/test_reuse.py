@@ -257,7 +257,7 @@ def test_graphs_block_renders_one_table_per_signature_from_the_manifest(tmp_path
         ["`d-sinusoid`", "reptile", "0.01", "10", "`d-sinusoid.onnx`", "not recorded"],
     ]
     # Two signatures, each once, naming the models that share it, with an anchor.
-    assert out.count("| | name | type | shape | meaning |") == 2
+    assert out.count("| port | name | type | shape | meaning |") == 2
     assert ("**Signature 1**, shared by the graphs of `a-sinusoid` and `b-sinusoid`:\n"
             "{: #graph-1 }") in out
     assert "**Signature 2**, the graph of `c-toy`:\n{: #graph-2 }" in out
@@ -288,14 +288,14 @@ def test_a_changed_meaning_or_shape_is_another_signature(tmp_path):
     other["outputs"][0]["shape"] = ["S+1", "M", 2]
     out = reuse.render("<!-- reuse:graphs -->\n", _staging(tmp_path, [
         _entry("a-sinusoid", "maml", SINE_GRAPH), _entry("b-sinusoid", "maml", other)]), "p.md")
-    assert out.count("| | name | type | shape | meaning |") == 2
+    assert out.count("| port | name | type | shape | meaning |") == 2
     assert "`[S+1, M, 2]`" in out and "`[S+1, M, 1]`" in out
 
 
 def test_without_any_graph_field_every_model_is_listed_as_not_recorded(tmp_path):
     models = [_entry("a-sinusoid", "maml"), _entry("b-sinusoid", "fomaml")]
     out = render_page("<!-- reuse:graphs -->\n", _staging(tmp_path, models), "use-the-models.md")
-    assert "| | name | type | shape | meaning |" not in out
+    assert "| port | name | type | shape | meaning |" not in out
     assert [row[-1] for row in _table_rows(out)[1:]] == ["not recorded", "not recorded"]
     assert "does not record the inputs and outputs of `a-sinusoid` and `b-sinusoid`" in out
 
