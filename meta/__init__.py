@@ -7,6 +7,6 @@ For reusing the exported models: ``load_params`` reads ``exported/<name>.pt``
 back into PyTorch, ``predict`` and ``fine_tune`` run one task with it (see
 ``meta/weights.py``).
 """
-from .weights import fine_tune, load_params, predict
+from .weights import adapt, check_inputs, fine_tune, load_params, predict, run_graph
 
-__all__ = ["fine_tune", "load_params", "predict"]
+__all__ = ["adapt", "check_inputs", "fine_tune", "load_params", "predict", "run_graph"]

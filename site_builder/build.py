@@ -10,8 +10,10 @@ including the models that finished when another one failed.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,9 +21,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import manifest
+from . import atomic, manifest
 from .config import MODELS, BuildOptions
-from .errors import BuildFailure, ConfigError
+from .errors import BuildFailure, ConfigError, disk_full
 from .stages import STAGES, ModelJob, ModelOutcome, pending_stages, run_model
 
 log = logging.getLogger("site_builder")
@@ -54,9 +56,20 @@ class BuildReport:
     site_dir: Path | None = None
     seconds: float = 0.0
 
+    @property
+    def ran_anything(self) -> bool:
+        return any(self.ran.values())
+
     def stages_run(self, stage: str) -> list[str]:
         """Models for which `stage` computed and wrote a file."""
         return [name for name, stages in self.ran.items() if stage in stages]
+
+
+def _describe(name: str, exc: Exception) -> str:
+    """One line for a model whose stages failed."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{name}: {disk_full(exc)}"
+    return f"{name}: {type(exc).__name__}: {exc}"
 
 
 def _run_in_process(jobs: list[ModelJob]) -> tuple[list[ModelOutcome], list[str]]:
@@ -68,7 +81,7 @@ def _run_in_process(jobs: list[ModelJob]) -> tuple[list[ModelOutcome], list[str]
             errors.append(str(exc))
             break
         except Exception as exc:
-            errors.append(f"{job.name}: {type(exc).__name__}: {exc}")
+            errors.append(_describe(job.name, exc))
             break
     return outcomes, errors
 
@@ -88,7 +101,7 @@ def _run_in_workers(jobs: list[ModelJob], workers: int) -> tuple[list[ModelOutco
             except BrokenProcessPool:
                 errors.append(f"{futures[future]}: its worker process died (out of memory? killed?)")
             except Exception as exc:
-                errors.append(f"{futures[future]}: {type(exc).__name__}: {exc}")
+                errors.append(_describe(futures[future], exc))
     except BaseException:
         # Interrupted (Ctrl+C, SIGTERM): stop the workers rather than wait for them.
         _terminate_workers(pool)
@@ -112,6 +125,30 @@ def run_stages(options: BuildOptions, names: list[str] | None = None,
     the manifest. `options` must be validated."""
     started = time.perf_counter()
     names = list(MODELS) if names is None else names
+    # Every stage writes into a copy of exported/ (hard links: cheap) that
+    # replaces the folder as a whole at the end, so the manifest and the files
+    # it records change together: a build killed at any moment leaves the old
+    # exported/ or the new one, never files the manifest does not describe.
+    atomic.remove_leftovers(options.exported)
+    staging = atomic.work_dir(options.exported, ".staging-")
+    try:
+        if options.exported.is_dir():
+            atomic.link_copy(options.exported, staging)
+        report, errors = _run_stages_in(replace(options, exported=staging), names, stages)
+        if report.ran_anything or report.manifest_changed:
+            atomic.replace_dir(staging, options.exported)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if errors:
+        raise BuildFailure("; ".join(errors))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_stages_in(options: BuildOptions, names: list[str],
+                   stages: tuple[str, ...]) -> tuple[BuildReport, list[str]]:
+    """run_stages' work, in the folder options.exported (the staging copy).
+    Returns the report and the errors of the models that failed."""
     exported = options.exported
     old = manifest.read(exported)
     recorded = manifest.entries_by_name(old)
@@ -148,7 +185,7 @@ def run_stages(options: BuildOptions, names: list[str] | None = None,
         try:
             toy_entries, toy_ran = run_toy_stages(exported, options.repo_root, recorded, toy_stages)
         except Exception as exc:
-            errors.append(f"toy problems: {type(exc).__name__}: {exc}")
+            errors.append(_describe("toy problems", exc))
         else:
             updated.update(toy_entries)
             report.ran["toy problems"] = toy_ran
@@ -164,17 +201,15 @@ def run_stages(options: BuildOptions, names: list[str] | None = None,
                 line += (f"; skipped {', '.join(skipped)}: up to date (the hash of each one's inputs "
                          "matches the manifest's and its file is intact)")
             log.info("%s: %s", name, line)
-    if errors:
-        raise BuildFailure("; ".join(errors))
-    report.seconds = time.perf_counter() - started
-    return report
+    return report, errors
 
 
 def build(options: BuildOptions) -> BuildReport:
     """Everything: the stages for every model, then the site. Validates first."""
-    from .site import build_site
+    from .site import build_site, check_site_tools
 
     options = options.validate()
+    check_site_tools(options.repo_root)
     started = time.perf_counter()
     report = run_stages(options, stages=STAGES)
     entries = manifest.read(options.exported)["models"]

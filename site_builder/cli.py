@@ -6,13 +6,14 @@ the value and what is allowed; nothing written); 1 a failure during the build.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
 import traceback
 from pathlib import Path
 
-from .errors import BuildFailure, ConfigError
+from .errors import BuildFailure, ConfigError, disk_full
 
 log = logging.getLogger("site_builder")
 
@@ -102,8 +103,20 @@ def _options(args: argparse.Namespace):
     return options
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; an unknown option is one line naming it and the command's options."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = parser._subparsers._group_actions[0].choices[args.command]
+        allowed = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+        what = "option" if extra[0].startswith("-") else "argument"
+        parser.error(f"unknown {what} {extra[0]!r} for {args.command}; allowed: {', '.join(allowed)}")
+    return args
+
+
 def run(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     from . import build as pipeline
     from .config import check_model
 
@@ -151,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except BuildFailure as exc:
         print(f"maml-site: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            traceback.print_exc()
+            print("maml-site: failed with an unexpected error (above)", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"maml-site: failed: {disk_full(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("maml-site: interrupted", file=sys.stderr)

@@ -78,6 +78,11 @@ class ModelSpec:
     #: runs, where the speed-up (2x to 3x per iteration on one CPU thread,
     #: tests/benchmarks/train_speed.py) outweighs 1-30 s of compiling.
     compile: bool = True
+    #: Adapt with the training's own inner solver rather than the safeguarded
+    #: step: iMAML's steps on the proximal objective L(ϕ) + λ/2 ‖ϕ − θ‖², with
+    #: the λ of its training options, in the evaluation, the checkpoint
+    #: selection, the exported graph and the figure.
+    proximal: bool = False
 
     def train_config(self, profile: Profile, seed: int) -> TrainConfig:
         cfg = self.training(profile, seed)
@@ -91,6 +96,13 @@ class ModelSpec:
         full-length (paper) runs, where the speed-up pays for compiling."""
         return self.compile and profile == "paper"
 
+    def inner_procedure(self, cfg: TrainConfig) -> dict:
+        """How the model adapts (the manifest's inner_procedure; the keyword
+        arguments that run it: meta.evaluate.procedure_arguments)."""
+        from meta.evaluate import HALVINGS, inner_procedure
+
+        return inner_procedure(HALVINGS, cfg.options["lam"] if self.proximal else None)
+
     @property
     def validates_lr(self) -> bool:
         return isinstance(self.adapt_lr, tuple)
@@ -100,9 +112,10 @@ class ModelSpec:
             if params is None:
                 raise ValueError(f"model {self.name!r} chooses its rate on validation tasks: "
                                  "its weights are needed")
-            from meta.evaluate import choose_inner_lr
+            from meta.evaluate import choose_inner_lr, procedure_arguments
 
-            return choose_inner_lr(params, self.adapt_lr)[0]
+            return choose_inner_lr(params, self.adapt_lr,
+                                   **procedure_arguments(self.inner_procedure(cfg)))[0]
         return float(cfg.inner_lr if self.adapt_lr is None else self.adapt_lr)
 
 
@@ -143,7 +156,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
               lambda profile, seed: sinusoid_config(
                   "imaml", profile, seed, iterations=min(profile.iterations, 20_000),
                   inner_steps=10, options={"lam": 0.1, "cg_steps": 5}),
-              adapt_lr=tuple(round(0.0002 * 1.25 ** i, 7) for i in range(16))),
+              proximal=True),
 )}
 
 
@@ -160,6 +173,22 @@ def check_model(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; allowed: {_allowed(MODELS)}") from None
+
+
+def check_models(profile: str, seed: int) -> None:
+    """Every registered model's settings are in range (a learning rate > 0,
+    K >= 1, a known algorithm, ...): ConfigError naming the model and the value."""
+    for spec in MODELS.values():
+        try:
+            spec.train_config(PROFILES[profile], seed)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"model {spec.name!r} in site_builder/config.py: {exc}") from None
+        rates = spec.adapt_lr if isinstance(spec.adapt_lr, tuple) else (spec.adapt_lr,)
+        for rate in rates:
+            if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                                     or not rate > 0 or rate == float("inf")):
+                raise ConfigError(f"model {spec.name!r} in site_builder/config.py: adapt_lr "
+                                  f"{rate!r} is out of range; allowed: a finite number > 0")
 
 
 def find_project(start: Path, given: bool = False) -> Path:
@@ -179,9 +208,10 @@ def find_project(start: Path, given: bool = False) -> Path:
 
 
 def _writable(path: Path, what: str) -> None:
-    """Raise ConfigError unless ``path`` could be created and written: probe the
-    nearest folder that exists with a temporary folder (removed at once)."""
-    existing = path
+    """Raise ConfigError unless ``path`` could be created and replaced: probe
+    the nearest existing folder that holds it with a temporary folder (removed
+    at once). The build writes a new folder beside ``path`` and swaps them."""
+    existing = path.parent
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
@@ -231,6 +261,8 @@ class BuildOptions:
         if self.seed in (EVAL_SEED, VALIDATION_SEED):
             raise ConfigError(f"seed {self.seed} draws the evaluation or validation tasks, which "
                               "training never uses; allowed: any other integer from 0 to 2**63-1")
+
+        check_models(self.profile, self.seed)
 
         repo = Path(self.repo_root).resolve()
         exported = Path(self.exported).expanduser().resolve()

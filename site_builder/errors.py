@@ -11,3 +11,11 @@ class ConfigError(ValueError):
 
 class BuildFailure(RuntimeError):
     """Something went wrong while building (exit 1)."""
+
+
+def disk_full(exc: OSError) -> str:
+    """The one line for a write that ran out of space (ENOSPC, EDQUOT)."""
+    where = f" while writing {exc.filename}" if exc.filename else ""
+    return (f"no space left on the device{where} ({exc.strerror or exc}); nothing was half-written "
+            "and the folders keep their previous complete files: free some space and run the "
+            "command again")

@@ -8,13 +8,15 @@ failed build leaves the previous site as it was.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
-import tempfile
+import subprocess
 from pathlib import Path
 
-from .errors import BuildFailure
+from . import atomic
+from .errors import BuildFailure, ConfigError
 from .generated import FIGURES_DIR, MODELS_DIR, VENDOR_DIR, Staging, stage_pages
 from .manifest import MANIFEST
 from .mathrender import render_site_math
@@ -39,6 +41,38 @@ def site_files(entry: dict) -> list[tuple[str, str]]:
     return files
 
 
+def check_site_tools(repo_root: Path) -> None:
+    """Before a build writes anything: Node.js, which typesets the math, and
+    the pinned browser libraries that `npm ci` installs. Raises ConfigError."""
+    from .assets import BrowserAssetsError, check_node_modules
+
+    if shutil.which("node") is None:
+        raise ConfigError("Node.js (`node`) is not on PATH, and the build needs it to typeset the "
+                          "pages' math (and npm to install the browser libraries); allowed: install "
+                          "Node.js with npm, then run `npm ci` in the project folder")
+    try:
+        check_node_modules(repo_root)
+    except BrowserAssetsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def recorded_files(entry: dict) -> list[dict]:
+    """Every {file, sha256} record of a manifest entry (graph, weights, results, figures)."""
+    records = [{"file": entry["file"], "sha256": entry.get("sha256")}] if "file" in entry else []
+    for key in ("weights", "results", "figure"):
+        if isinstance(entry.get(key), dict) and "file" in entry[key]:
+            records.append(entry[key])
+    return records + [r for r in entry.get("figures") or [] if isinstance(r, dict) and "file" in r]
+
+
+def _read_exported(exported: Path, file: str, name: str) -> bytes:
+    try:
+        return (exported / file).read_bytes()
+    except FileNotFoundError:
+        raise BuildFailure(f"{name}: {exported / file} is missing, so it cannot be published; "
+                           "run `maml-site build` again to rebuild it") from None
+
+
 def stage_docs(repo_root: Path, exported: Path, entries: list[dict], work_docs: Path) -> None:
     """Fill work_docs with docs/ plus the manifest, models, results, figures and
     the pinned browser libraries."""
@@ -59,15 +93,24 @@ def stage_docs(repo_root: Path, exported: Path, entries: list[dict], work_docs: 
     # copyfile, not copy2: the site's files get ordinary permissions whatever
     # mode the exported file has.
     shutil.copyfile(exported / MANIFEST, work_docs / MODELS_DIR / MANIFEST)
+    recorded = {r["file"]: r.get("sha256") for e in entries for r in recorded_files(e)}
     for entry in entries:
         for src, dest in site_files(entry):
+            # The bytes that ship are the bytes the manifest records: a file
+            # changed or lost since the stages ran stops the build.
+            data = _read_exported(exported, src, entry.get("name", "?"))
+            if hashlib.sha256(data).hexdigest() != recorded.get(src):
+                raise BuildFailure(f"{entry.get('name', '?')}: {exported / src} does not match the "
+                                   "sha256 in the manifest, so it is not published; run "
+                                   "`maml-site build` again to rebuild it")
             (work_docs / dest).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(exported / src, work_docs / dest)
+            (work_docs / dest).write_bytes(data)
     # Generated blocks (the Results page's tables and figures, ...), from what the build wrote.
     from .config import MODELS
 
     models = [e for e in entries if e.get("name") in MODELS]
     stage_pages(Staging(repo_root, exported, models, work_docs))
+    log.info("copying the browser libraries")
     copy_browser_assets(repo_root, work_docs / VENDOR_DIR)
 
 
@@ -86,16 +129,34 @@ def _load_mkdocs_config(repo_root: Path, docs_dir: Path, site_dir: Path):
     return config
 
 
+def source_date_epoch(repo_root: Path) -> str:
+    """The date MkDocs writes into sitemap.xml (and the mtime of sitemap.xml.gz):
+    SOURCE_DATE_EPOCH when set (the reproducible-builds convention), else the
+    time of the project's last git commit, so that two builds of one commit
+    give the same bytes on any day; without git, 2000-01-01."""
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        return os.environ["SOURCE_DATE_EPOCH"]
+    try:
+        done = subprocess.run(["git", "-C", str(repo_root), "log", "-1", "--format=%ct"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        done = None
+    if done is not None and done.returncode == 0 and done.stdout.strip().isdigit():
+        return done.stdout.strip()
+    return "946684800"
+
+
 def run_mkdocs(repo_root: Path, docs_dir: Path, site_dir: Path) -> None:
     """MkDocs (strict) from docs_dir into site_dir, replacing it only on success."""
     from mkdocs.commands.build import build
     from mkdocs.exceptions import MkDocsException
 
-    site_dir.parent.mkdir(parents=True, exist_ok=True)
-    fresh = Path(tempfile.mkdtemp(prefix=f".{site_dir.name}.building-", dir=site_dir.parent))
+    fresh = atomic.work_dir(site_dir, ".building-")
     warnings = _WarningCollector()
     mkdocs_log = logging.getLogger("mkdocs")
     mkdocs_log.addHandler(warnings)
+    saved_epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = source_date_epoch(repo_root)
     try:
         try:
             config = _load_mkdocs_config(repo_root, docs_dir, fresh)
@@ -109,9 +170,12 @@ def run_mkdocs(repo_root: Path, docs_dir: Path, site_dir: Path) -> None:
         except MkDocsException as exc:
             details = "".join(f"\n  {line}" for line in warnings.lines)
             raise BuildFailure(f"MkDocs failed: {exc.format_message()}{details}") from exc
-        os.chmod(fresh, 0o755)  # mkdtemp makes it private; a site is meant to be served
-        _replace_dir(fresh, site_dir)
+        atomic.replace_dir(fresh, site_dir)      # the old site or the new one, never a mix
     finally:
+        if saved_epoch is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = saved_epoch
         mkdocs_log.removeHandler(warnings)
         if fresh.exists():
             shutil.rmtree(fresh, ignore_errors=True)
@@ -128,21 +192,16 @@ class _WarningCollector(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put `new` at `target`; the old folder is removed after the swap."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / target.name)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def build_site(repo_root: Path, exported: Path, entries: list[dict], site_dir: Path) -> None:
-    with tempfile.TemporaryDirectory(prefix="maml-site-") as work:
-        docs = Path(work) / "docs"
+    # Work folders beside the site, so that a build killed half-way leaves
+    # nothing elsewhere and the next one removes what it left.
+    atomic.remove_leftovers(site_dir)
+    work = atomic.work_dir(site_dir, ".staging-")
+    try:
+        docs = work / "docs"
         log.info("staging docs/ and generated files")
         stage_docs(repo_root, exported, entries, docs)
         log.info("running MkDocs (strict) into %s", site_dir)
         run_mkdocs(repo_root, docs, site_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -11,7 +11,7 @@ import torch
 
 from meta.evaluate import EVAL_SEED
 from site_builder.cli import main
-from site_builder.config import REPO_ROOT
+from site_builder.config import MODELS, REPO_ROOT
 
 
 @pytest.fixture
@@ -57,6 +57,9 @@ BAD_USAGE = [
     (["check", "--jobs", "-1"], "-1", "integer >= 1"),
     (["serve", "--port", "70000"], "70000", "1 to 65535"),
     (["publish"], "'publish'", "'build', 'serve', 'train', 'export', 'figures', 'check'"),
+    (["build", "--frobnicate"], "'--frobnicate'", "--profile, --device, --jobs, --seed"),
+    (["build", "--learning-rate", "-0.1"], "'--learning-rate'", "--profile, --device"),
+    (["check", "everything"], "'everything'", "--exported"),
 ]
 
 
@@ -219,3 +222,132 @@ def test_a_new_exported_folder_does_not_start_training_by_surprise(run_cli, tmp_
     assert len(err.splitlines()) == 1
     assert "holds no models" in err and "--retrain" in err and "minutes" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------ bad configuration
+
+def _bad_spec(name, **overrides):
+    from site_builder.config import ModelSpec, sinusoid_config
+
+    spec = MODELS[name]
+    return ModelSpec(name, spec.algorithm,
+                     lambda profile, seed: sinusoid_config(spec.algorithm, profile, seed, **overrides),
+                     adapt_lr=spec.adapt_lr)
+
+
+BAD_CONFIG = [
+    # model, its settings in site_builder/config.py, the value, what is allowed
+    ("maml-sinusoid", dict(inner_lr=-0.01), "-0.01", "inner_lr must be a positive number"),
+    ("maml-sinusoid", dict(meta_lr=float("nan")), "nan", "meta_lr must be a positive number"),
+    ("fomaml-sinusoid", dict(k_support=0), "got 0", "k_support must be a positive integer"),
+    ("reptile-sinusoid", dict(inner_steps=-1), "-1", "inner_steps must be an integer >= 1"),
+    ("imaml-sinusoid", dict(inner_steps=10, options={"lamda": 0.1}), "lamda", "allowed: lam, cg_steps"),
+    ("maml-sinusoid", dict(warmup=5), "warmup", "unexpected keyword"),
+]
+
+
+@pytest.mark.parametrize("name,settings,value,allowed", BAD_CONFIG,
+                         ids=[f"{n}-{sorted(s)[0]}" for n, s, _, _ in BAD_CONFIG])
+def test_a_model_configured_out_of_range_is_a_usage_error_naming_it(
+        run_cli, tmp_path, monkeypatch, name, settings, value, allowed):
+    monkeypatch.setitem(MODELS, name, _bad_spec(name, **settings))
+    status, out, err = run_cli("build", "--retrain")
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1, err
+    assert f"model {name!r} in site_builder/config.py" in err and value in err and allowed in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_adaptation_rate_grid_out_of_range_is_a_usage_error(run_cli, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setitem(MODELS, "imaml-sinusoid",
+                        replace(MODELS["imaml-sinusoid"], adapt_lr=(0.001, -0.002)))
+    status, _, err = run_cli("train", "imaml-sinusoid", "--retrain")
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "adapt_lr -0.002 is out of range; allowed: a finite number > 0" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_build_without_nodejs_stops_before_writing_anything(run_cli, tmp_path, monkeypatch):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))            # no node, no npm
+    status, out, err = run_cli("build", "--retrain")
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1, err
+    assert "Node.js (`node`) is not on PATH" in err and "npm ci" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
+
+
+def test_a_build_without_the_browser_libraries_asks_for_npm_ci(run_cli, tmp_path):
+    copy = tmp_path / "project"
+    for name in ("mkdocs.yml", "pyproject.toml", "package.json", "package-lock.json"):
+        copy.mkdir(exist_ok=True)
+        shutil.copy(REPO_ROOT / name, copy / name)
+    (copy / "docs").mkdir()
+    status, out, err = run_cli("build", "--retrain", "--project", str(copy))
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1, err
+    assert "node_modules' does not exist" in err or "node_modules does not exist" in err
+    assert "npm ci" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+    assert sorted(p.name for p in copy.iterdir()) == ["docs", "mkdocs.yml", "package-lock.json",
+                                                      "package.json", "pyproject.toml"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_export_fails_in_one_line_and_half_writes_nothing(
+        run_cli, quick_build, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    exported = tmp_path / "exported"
+    shutil.copytree(quick_build.exported, exported)
+    (exported / "maml-sinusoid.onnx").unlink()               # so that export has work to do
+    before = {p.relative_to(exported): p.read_bytes() for p in exported.rglob("*") if p.is_file()}
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)                 # every atomic write fails
+    status, out, err = run_cli("export", "--profile", "quick", "--jobs", "1")
+    monkeypatch.undo()
+    assert status == 1 and out == ""
+    failure = [line for line in err.splitlines() if line.startswith("maml-site: failed")]
+    assert len(failure) == 1, err
+    assert "maml-sinusoid: no space left on the device" in failure[0]
+    assert "free some space" in failure[0]
+    assert "Traceback" not in err
+    # Nothing half-written: exported/ is exactly as it was, with no temporary
+    # file and no work folder beside it.
+    after = {p.relative_to(exported): p.read_bytes() for p in exported.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_writing_the_site_keeps_the_previous_site(
+        run_cli, quick_build, tmp_path, monkeypatch):
+    import errno
+
+    import site_builder.mathrender
+
+    shutil.copytree(quick_build.exported, tmp_path / "exported")
+    shutil.copytree(quick_build.site, tmp_path / "site")
+    before = {p.relative_to(tmp_path / "site"): p.read_bytes()
+              for p in (tmp_path / "site").rglob("*") if p.is_file()}
+
+    def disk_full(repo_root, site):
+        raise OSError(errno.ENOSPC, "No space left on device", str(site / "index.html"))
+
+    monkeypatch.setattr(site_builder.mathrender, "render_site_math", disk_full)
+    monkeypatch.setattr("site_builder.site.render_site_math", disk_full)
+    status, _, err = run_cli("build", "--profile", "quick")
+    assert status == 1
+    failure = [line for line in err.splitlines() if line.startswith("maml-site: failed")]
+    assert len(failure) == 1 and "no space left on the device while writing" in failure[0], err
+    after = {p.relative_to(tmp_path / "site"): p.read_bytes()
+             for p in (tmp_path / "site").rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported", "site"]
