@@ -10,10 +10,14 @@ interval 1.96·σ/√n, the median, and how many tasks blew up (query MSE above
 null, never as a non-JSON Infinity).
 All tasks are adapted at once (batched), so the whole protocol takes seconds.
 
-The safeguarded step is the one adaptation procedure of the sinusoid models:
-the protocol here, ``meta.weights.fine_tune``, the exported ONNX graph
+The safeguarded step is the adaptation procedure of the sinusoid models, but
+iMAML's: an iMAML model adapts with the inner solver its meta-gradient assumes
+(``lam`` given: gradient steps on the proximal objective L(ϕ) + λ/2 ‖ϕ − θ‖²,
+``meta.algorithms.imaml.proximal_step``). The protocol here,
+``meta.weights.fine_tune``, the exported ONNX graph
 (``meta.export.SinusoidAdaptation``, held to the autograd reference
-``meta.export.reference_adaptation``) and the fallback figures all run it.
+``meta.export.reference_adaptation``) and the fallback figures all run the
+model's procedure.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import math
 
 import torch
 
+from .algorithms.imaml import proximal_start, proximal_step
 from .model import (Params, adapt, flatten_tasks, loss, loss_and_grad, per_task,
                     unflatten_tasks)
 from .tasks import SINUSOID, SinusoidFamily
@@ -38,12 +43,48 @@ DIVERGED_MSE = 50.0
 HALVINGS = 4
 
 
-def inner_procedure(halvings: int | None = HALVINGS) -> dict:
-    """The manifest's description of an adaptation procedure: backtracking with
-    ``halvings`` halvings, or plain gradient descent for None."""
+#: How the proximal procedure safeguards its steps (the manifest's words).
+PROXIMAL_SAFEGUARD = ("per-task step size starting at inner_lr; a step that would not lower the "
+                      "proximal objective is not taken and the step size is halved")
+
+
+def inner_procedure(halvings: int | None = HALVINGS, lam: float | None = None) -> dict:
+    """The manifest's description of an adaptation procedure: with ``lam``,
+    iMAML's steps on the proximal objective L(ϕ) + λ/2 ‖ϕ − θ‖²; otherwise
+    backtracking with ``halvings`` halvings, or plain gradient descent for None."""
+    if _check_lam(lam) is not None:
+        return {"kind": "proximal", "lam": lam, "objective": "support MSE + lam/2 * |phi - theta|^2",
+                "safeguard": PROXIMAL_SAFEGUARD}
     if halvings is None:
         return {"kind": "gradient_descent"}
     return {"kind": "backtracking", "halvings": _check_halvings(halvings)}
+
+
+def procedure_arguments(procedure: dict | None) -> dict:
+    """The keyword arguments (``halvings``, ``lam``) of the functions here and in
+    meta.export that run the procedure an ``inner_procedure`` dict describes
+    (None or {}: plain gradient descent). ValueError for anything else."""
+    procedure = procedure or {"kind": "gradient_descent"}
+    kind = procedure.get("kind") if isinstance(procedure, dict) else None
+    if kind == "gradient_descent":
+        return {"halvings": None, "lam": None}
+    if kind == "backtracking":
+        if procedure.get("halvings") is None:
+            raise ValueError("backtracking without its number of halvings")
+        return {"halvings": _check_halvings(procedure["halvings"]), "lam": None}
+    if kind == "proximal":
+        if procedure.get("lam") is None:
+            raise ValueError("proximal without its lam")
+        return {"halvings": HALVINGS, "lam": _check_lam(procedure["lam"])}
+    raise ValueError(f"unknown inner_procedure kind {kind!r}; "
+                     "allowed: backtracking, gradient_descent, proximal")
+
+
+def _check_lam(lam: float | None) -> float | None:
+    if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float))
+                            or not math.isfinite(lam) or lam <= 0):
+        raise ValueError(f"lam must be a positive number or None (no proximal term), got {lam!r}")
+    return lam
 
 
 def _check_halvings(halvings: int | None) -> int | None:
@@ -113,10 +154,32 @@ def trial_losses(params: Params, grads: Params, x: torch.Tensor, y: torch.Tensor
 # --8<-- [end:backtracking_step]
 
 
+def proximal_trajectory(params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
+                        lam: float) -> list[Params]:
+    """iMAML's inner solver (``meta.algorithms.imaml.proximal_step``, the one
+    training runs) on each task: ϕ after 0..``steps`` steps on the proximal
+    objective L(ϕ) + λ/2 ‖ϕ − θ‖², θ = ``params`` (shared [..] or per task [T, ..])."""
+    if params["w1"].dim() == 2:              # shared θ: w1 is [1, 40], no task dimension
+        like = params
+        theta = torch.cat([p.reshape(-1) for p in params.values()])
+    else:
+        like = {name: p[0] for name, p in params.items()}
+        theta = flatten_tasks(params)
+    state = proximal_start(theta, like, x, y, lr)
+    path = [unflatten_tasks(state.phi, like)]
+    for _ in range(steps):
+        state = proximal_step(theta, state, like, x, y, lam)
+        path.append(unflatten_tasks(state.phi, like))
+    return path
+
+
 def adapt_safeguarded(params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
-                      halvings: int | None = HALVINGS) -> Params:
+                      halvings: int | None = HALVINGS, lam: float | None = None) -> Params:
     """``steps`` safeguarded steps (``backtracking_step``) on each task's
-    support MSE; plain gradient descent (meta.model.adapt) for halvings=None."""
+    support MSE; plain gradient descent (meta.model.adapt) for halvings=None;
+    iMAML's proximal steps (``proximal_trajectory``) when ``lam`` is given."""
+    if _check_lam(lam) is not None:
+        return proximal_trajectory(params, x, y, steps, lr, lam)[-1]
     if _check_halvings(halvings) is None:
         return adapt(params, x, y, steps, lr)
     for _ in range(steps):
@@ -126,8 +189,11 @@ def adapt_safeguarded(params: Params, x: torch.Tensor, y: torch.Tensor, steps: i
 
 def query_mse_by_step(params: Params, inner_lr: float, support_x: torch.Tensor, support_y: torch.Tensor,
                       query_x: torch.Tensor, query_y: torch.Tensor, max_steps: int,
-                      halvings: int | None = HALVINGS) -> torch.Tensor:
+                      halvings: int | None = HALVINGS, lam: float | None = None) -> torch.Tensor:
     """Query MSE of every task after 0..max_steps adaptation steps, shaped [steps+1, T]."""
+    if _check_lam(lam) is not None:
+        path = proximal_trajectory(params, support_x, support_y, max_steps, inner_lr, lam)
+        return torch.stack([loss(phi, query_x, query_y) for phi in path])
     phi = per_task(params, support_x.shape[0])
     errors = [loss(phi, query_x, query_y)]
     for _ in range(max_steps):
@@ -138,10 +204,13 @@ def query_mse_by_step(params: Params, inner_lr: float, support_x: torch.Tensor, 
 
 def evaluate(params: Params, inner_lr: float, num_tasks: int = 1000, shots: tuple[int, ...] = SHOTS,
              max_steps: int = MAX_STEPS, seed: int = EVAL_SEED,
-             family: SinusoidFamily = SINUSOID, halvings: int | None = HALVINGS) -> dict:
+             family: SinusoidFamily = SINUSOID, halvings: int | None = HALVINGS,
+             lam: float | None = None) -> dict:
     """The protocol's numbers for ``params`` adapted at ``inner_lr`` with the
-    safeguarded step (plain gradient descent for halvings=None)."""
+    safeguarded step (plain gradient descent for halvings=None; iMAML's
+    proximal steps when ``lam`` is given)."""
     _check_halvings(halvings)
+    _check_lam(lam)
     generator = torch.Generator().manual_seed(seed)
     amplitude, phase = family.sample_tasks(num_tasks, generator)
     query_x = torch.linspace(*family.x_range, QUERY_POINTS).view(1, -1, 1).expand(num_tasks, -1, -1)
@@ -150,7 +219,7 @@ def evaluate(params: Params, inner_lr: float, num_tasks: int = 1000, shots: tupl
     results: dict = {
         "protocol": {"num_tasks": num_tasks, "shots": list(shots), "max_steps": max_steps,
                      "query_points": QUERY_POINTS, "inner_lr": inner_lr,
-                     "inner_procedure": inner_procedure(halvings), "seed": seed,
+                     "inner_procedure": inner_procedure(halvings, lam), "seed": seed,
                      "ci": "1.96 * sample std / sqrt(num_tasks)",
                      "blown_up": f"query MSE > {DIVERGED_MSE:g} or not finite"},
         "query_mse": {},
@@ -160,7 +229,7 @@ def evaluate(params: Params, inner_lr: float, num_tasks: int = 1000, shots: tupl
             support_x = family.sample_x(num_tasks, k, generator)
             support_y = family.target(amplitude, phase, support_x)
             errors = query_mse_by_step(params, inner_lr, support_x, support_y, query_x, query_y,
-                                       max_steps, halvings).double()
+                                       max_steps, halvings, lam).double()
             # Plain gradient descent at a fixed rate can blow up on a task whose
             # support points make the loss very curved (the safeguarded step
             # exists to prevent it). Such a task's MSE is huge, infinite or
@@ -197,7 +266,8 @@ def summary_metrics(results: dict) -> dict:
 
 def choose_inner_lr(params: Params, candidates: tuple[float, ...], num_tasks: int = 500,
                     shots: int = 5, steps: int = MAX_STEPS, seed: int = VALIDATION_SEED,
-                    halvings: int | None = HALVINGS) -> tuple[float, dict[str, float | None]]:
+                    halvings: int | None = HALVINGS,
+                    lam: float | None = None) -> tuple[float, dict[str, float | None]]:
     """The candidate rate with the lowest mean query MSE after ``steps``
     adaptation steps (the safeguarded ones unless halvings=None) on ``shots``
     support points, measured on validation tasks drawn with their own seed
@@ -206,7 +276,7 @@ def choose_inner_lr(params: Params, candidates: tuple[float, ...], num_tasks: in
     scores: dict[str, float | None] = {}
     for lr in candidates:
         curve = evaluate(params, lr, num_tasks=num_tasks, shots=(shots,), max_steps=steps,
-                         seed=seed, halvings=halvings)["query_mse"][str(shots)]
+                         seed=seed, halvings=halvings, lam=lam)["query_mse"][str(shots)]
         scores[str(lr)] = curve["mean"][steps]
     finite = {float(lr): score for lr, score in scores.items() if score is not None}
     if not finite:
@@ -225,7 +295,7 @@ SELECTION_CHECKPOINTS = 5
 # --8<-- [start:checkpoint_score]
 def checkpoint_score(params: Params, inner_lr: float, num_tasks: int = SELECTION_TASKS,
                      shots: int = 5, steps: int = MAX_STEPS, seed: int = VALIDATION_SEED,
-                     halvings: int | None = HALVINGS) -> dict:
+                     halvings: int | None = HALVINGS, lam: float | None = None) -> dict:
     """How a checkpoint adapts on validation tasks (their own seed, never the
     evaluation's): ``shots``-shot query MSE after 1..``steps`` steps of the
     model's own procedure. Returns {"blown_up": tasks blown up at some step,
@@ -235,7 +305,7 @@ def checkpoint_score(params: Params, inner_lr: float, num_tasks: int = SELECTION
         raise ValueError("checkpoints are chosen on validation tasks, never on the test tasks "
                          f"(seed {EVAL_SEED})")
     curve = evaluate(params, inner_lr, num_tasks=num_tasks, shots=(shots,), max_steps=steps,
-                     seed=seed, halvings=halvings)["query_mse"][str(shots)]
+                     seed=seed, halvings=halvings, lam=lam)["query_mse"][str(shots)]
     means = curve["mean"][1:]
     blown_up = max(curve["diverged"][1:], default=0)
     score = None if blown_up or any(m is None for m in means) else round(sum(means) / len(means), 6)
@@ -261,8 +331,9 @@ class CheckpointSelector:
     """
 
     def __init__(self, inner_lr, num_tasks: int = SELECTION_TASKS, seed: int = VALIDATION_SEED,
-                 halvings: int | None = HALVINGS, log=None):
+                 halvings: int | None = HALVINGS, log=None, lam: float | None = None):
         self.inner_lr, self.num_tasks, self.seed, self.halvings = inner_lr, num_tasks, seed, halvings
+        self.lam = _check_lam(lam)
         self.log = log
         self.scores: list[dict] = []
         self.best: tuple[tuple, int, Params] | None = None
@@ -275,7 +346,7 @@ class CheckpointSelector:
             return
         score = {"iteration": iteration, "inner_lr": lr,
                  **checkpoint_score(params, lr, self.num_tasks, seed=self.seed,
-                                    halvings=self.halvings)}
+                                    halvings=self.halvings, lam=self.lam)}
         self.scores.append(score)
         key = selection_key(score)
         if self.best is None or key < self.best[0]:
@@ -297,5 +368,5 @@ class CheckpointSelector:
         return {"criterion": "fewest blown-up validation tasks at any of steps 1-10, then the "
                              "lowest mean query MSE over steps 1-10",
                 "tasks": self.num_tasks, "shots": 5, "seed": self.seed,
-                "inner_procedure": inner_procedure(self.halvings),
+                "inner_procedure": inner_procedure(self.halvings, self.lam),
                 "chosen": self.chosen, "checkpoints": self.scores}

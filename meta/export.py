@@ -8,7 +8,10 @@ times, while the step would raise the support loss; see
 ``meta.evaluate.backtracking_step``), returning the query predictions after
 0, 1, ..., S steps and the support loss along the way (see the "sinusoid
 adaptation graph" section of the contracts). With ``halvings=None`` the steps
-are plain gradient descent.
+are plain gradient descent. With ``lam`` (iMAML) the steps are the ones iMAML's
+training takes (``meta.algorithms.imaml.proximal_step``): gradient steps on
+the proximal objective L(ϕ) + λ/2 ‖ϕ − θ‖², a step that would not lower it
+not taken and the task's step size halved instead.
 
 ``torch.autograd.grad`` does not survive ONNX export, so the exported module,
 ``SinusoidAdaptation``, carries the network's backward pass written out by
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from meta.evaluate import HALVINGS, inner_procedure
+from meta.evaluate import HALVINGS, _check_lam, inner_procedure
 from meta.model import LAYER_SIZES, PARAM_NAMES, Params
 
 #: Opset of the exported graph; onnxruntime-web's WebAssembly backend runs it.
@@ -47,7 +50,7 @@ def io_spec(name: str, shape: list, meaning: str, dtype: str = "float32") -> dic
 
 
 #: The adaptation graph's inputs and outputs (the manifest's "graph"; S is the
-#: entry's "steps").
+#: entry's "steps") for the safeguarded step; ``signature`` gives any procedure's.
 SIGNATURE = {
     "inputs": [
         io_spec("support_x", ["N", 1], "support inputs x; N ≥ 0 points (N = 0: no adaptation)"),
@@ -65,6 +68,24 @@ SIGNATURE = {
     ],
 }
 
+#: What query_y holds when the graph runs iMAML's proximal steps.
+PROXIMAL_QUERY_MEANING = (
+    "predictions after 0, 1, …, S steps of iMAML's inner solver, as the entry's inner_procedure "
+    "says: gradient steps on the support MSE + lam/2·‖ϕ − θ‖² (θ the meta-learned parameters), "
+    "the first at inner_lr; a step that would not lower that objective is not taken and the "
+    "step size is halved for the next one")
+
+
+def signature(procedure: dict | None = None) -> dict:
+    """The manifest's "graph" for a model adapting with ``procedure`` (an
+    ``inner_procedure`` dict): the same inputs and outputs for every model,
+    query_y's meaning naming the procedure."""
+    if not procedure or procedure.get("kind") != "proximal":
+        return SIGNATURE
+    outputs = [dict(SIGNATURE["outputs"][0], meaning=PROXIMAL_QUERY_MEANING),
+               *SIGNATURE["outputs"][1:]]
+    return {"inputs": SIGNATURE["inputs"], "outputs": outputs}
+
 #: Every operator type the adaptation graph may contain: plain arithmetic,
 #: matrix products, ReLU and its mask, the comparison that accepts a trial
 #: step, reductions, and the few shape operators that turn the number of
@@ -72,7 +93,7 @@ SIGNATURE = {
 ALLOWED_OPS = frozenset({
     "Add", "Sub", "Mul", "Div", "Neg", "Reciprocal",
     "MatMul", "Gemm", "Transpose",
-    "Relu", "Greater", "LessOrEqual", "Where",
+    "Relu", "Greater", "Less", "LessOrEqual", "Where",
     "ReduceSum", "ReduceMean",
     "Shape", "Gather", "Cast", "Max", "Clip",
     "Constant", "Reshape", "Unsqueeze", "Squeeze", "Concat", "Expand",
@@ -132,12 +153,16 @@ def _mlp(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
 # --8<-- [start:reference]
 def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: torch.Tensor,
                          query_x: torch.Tensor, inner_lr: float | torch.Tensor, steps: int,
-                         halvings: int | None = HALVINGS) -> tuple[torch.Tensor, torch.Tensor]:
+                         halvings: int | None = HALVINGS,
+                         lam: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The safeguarded gradient steps on one task's support MSE, gradients from
     autograd, one trial at a time: the step at ``inner_lr`` is tried, then
     halved while it would raise the support loss, ``halvings`` times at most;
     if no trial keeps the loss from rising, the parameters stay. Plain
-    gradient descent for halvings=None.
+    gradient descent for halvings=None. With ``lam``, iMAML's inner solver
+    instead: a step on L(ϕ) + λ/2 ‖ϕ − θ‖² at the task's step size (first
+    ``inner_lr``), taken if it lowers that objective, else not taken and the
+    step size halved.
 
     Returns the query predictions after 0..steps updates, shaped [steps+1, M, 1],
     and the support MSE before each update and after the last, shaped [steps+1].
@@ -146,6 +171,7 @@ def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: tor
     """
     steps = _check_steps(steps)
     halvings = _check_halvings(halvings)
+    lam = _check_lam(lam)
     _check_points("support_x", support_x, allow_empty=True)
     _check_points("support_y", support_y, allow_empty=True)
     _check_points("query_x", query_x, allow_empty=False)
@@ -161,7 +187,33 @@ def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: tor
     def support_mse(q: dict[str, torch.Tensor]) -> torch.Tensor:
         return (_mlp(q, support_x) - support_y).pow(2).sum() / count
 
+    def loss_and_grads(q: dict[str, torch.Tensor]):
+        q = {n: t.detach().requires_grad_(True) for n, t in q.items()}
+        value = support_mse(q)
+        grads = dict(zip(q, torch.autograd.grad(value, list(q.values()))))
+        return {n: t.detach() for n, t in q.items()}, value.detach(), grads
+
     predictions, losses = [], []
+    if lam is not None:
+        theta = p
+        with torch.enable_grad():
+            p, support_loss, grads = loss_and_grads(theta)
+        objective, step_size = support_loss, lr
+        predictions.append(_mlp(p, query_x))
+        losses.append(support_loss)
+        for _ in range(steps):
+            candidate = {n: t - step_size * (grads[n] + lam * (t - theta[n])) for n, t in p.items()}
+            with torch.enable_grad():
+                candidate, cand_loss, cand_grads = loss_and_grads(candidate)
+            penalty = sum((candidate[n] - theta[n]).pow(2).sum() for n in p)
+            cand_objective = cand_loss + lam / 2 * penalty
+            if cand_objective < objective:                    # NaN never passes
+                p, grads, support_loss, objective = candidate, cand_grads, cand_loss, cand_objective
+            else:
+                step_size = step_size / 2
+            predictions.append(_mlp(p, query_x))
+            losses.append(support_loss)
+        return torch.stack(predictions), torch.stack(losses)
     with torch.enable_grad():
         for step in range(steps + 1):
             p = {n: t.detach().requires_grad_(True) for n, t in p.items()}
@@ -196,13 +248,16 @@ class SinusoidAdaptation(nn.Module):
     are plain ONNX operators. Each step tries all H + 1 step lengths (inner_lr,
     inner_lr/2, …) in one batched forward pass over the support set, and masks
     pick the first that does not raise the support loss (none: the step
-    length is 0). halvings=None exports plain gradient descent instead.
+    length is 0). halvings=None exports plain gradient descent instead, and
+    ``lam`` iMAML's proximal steps (``_forward_proximal``).
     """
 
-    def __init__(self, params: Params, steps: int = 10, halvings: int | None = HALVINGS):
+    def __init__(self, params: Params, steps: int = 10, halvings: int | None = HALVINGS,
+                 lam: float | None = None):
         super().__init__()
         self.steps = _check_steps(steps)
         self.halvings = _check_halvings(halvings)
+        self.lam = _check_lam(lam)
         for name, tensor in _check_params(params).items():
             self.register_buffer(name, tensor.to(torch.float32).clone().contiguous())
         if halvings is not None:
@@ -226,8 +281,55 @@ class SinusoidAdaptation(nn.Module):
         first = torch.where(accepted @ self.earlier > 0.5, 0.0, accepted)
         return (first * rates).sum()
 
+    @staticmethod
+    def _loss_and_grads(support_x, support_y, count, params):
+        """The support MSE at ``params`` and its gradient, the backward pass by hand."""
+        w1, b1, w2, b2, w3, b3 = params
+        zero = torch.zeros((), dtype=support_x.dtype)
+        z1 = support_x @ w1 + b1
+        h1 = torch.relu(z1)
+        z2 = h1 @ w2 + b2
+        h2 = torch.relu(z2)
+        residual = h2 @ w3 + b3 - support_y
+        support_loss = (residual * residual).sum() / count
+        d_out = residual * (2.0 / count)
+        d_z2 = torch.where(z2 > 0, d_out @ w3.transpose(0, 1), zero)
+        d_z1 = torch.where(z1 > 0, d_z2 @ w2.transpose(0, 1), zero)
+        return support_loss, (support_x.transpose(0, 1) @ d_z1, d_z1.sum(0),
+                              h1.transpose(0, 1) @ d_z2, d_z2.sum(0),
+                              h2.transpose(0, 1) @ d_out, d_out.sum(0))
+
+    def _forward_proximal(self, support_x, support_y, count, inner_lr):
+        """iMAML's inner solver, step for step as meta.algorithms.imaml.proximal_step:
+        the parameters after 0..S steps and the support MSE at each."""
+        lam = self.lam
+        theta = tuple(getattr(self, n) for n in PARAM_NAMES)
+        params = theta
+        loss, grads = self._loss_and_grads(support_x, support_y, count, params)
+        objective, step_size = loss, inner_lr
+        trajectory, losses = [params], [loss]
+        for _ in range(self.steps):
+            candidate = tuple(p - step_size * (g + lam * (p - t))
+                              for p, g, t in zip(params, grads, theta))
+            cand_loss, cand_grads = self._loss_and_grads(support_x, support_y, count, candidate)
+            penalty = sum(((c - t) * (c - t)).sum() for c, t in zip(candidate, theta))
+            cand_objective = cand_loss + (lam / 2) * penalty
+            better = cand_objective < objective                 # NaN never passes
+            params = tuple(torch.where(better, c, p) for c, p in zip(candidate, params))
+            grads = tuple(torch.where(better, c, g) for c, g in zip(cand_grads, grads))
+            loss = torch.where(better, cand_loss, loss)
+            objective = torch.where(better, cand_objective, objective)
+            step_size = torch.where(better, step_size, step_size * 0.5)
+            trajectory.append(params)
+            losses.append(loss)
+        return trajectory, losses
+
     def forward(self, support_x: torch.Tensor, support_y: torch.Tensor,
                 query_x: torch.Tensor, inner_lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.lam is not None:
+            count = torch.clamp(torch.ones_like(support_y).sum(), min=1.0)
+            trajectory, losses = self._forward_proximal(support_x, support_y, count, inner_lr)
+            return self._predict(trajectory, query_x), torch.stack(losses)
         w1, b1, w2, b2, w3, b3 = (getattr(self, n) for n in PARAM_NAMES)
         # The mean's divisor; clamped to 1 so that N = 0 gives loss 0 and gradient 0.
         count = torch.clamp(torch.ones_like(support_y).sum(), min=1.0)
@@ -256,13 +358,17 @@ class SinusoidAdaptation(nn.Module):
                 support_x, support_y, count, params, grads, inner_lr, support_loss)
             w1, b1, w2, b2, w3, b3 = (p - rate * g for p, g in zip(params, grads))
             trajectory.append((w1, b1, w2, b2, w3, b3))
-        # Query predictions of all S+1 parameter sets in one batched pass. Every
-        # row then goes through the same kernels (a runtime may pre-pack constant
-        # weights and round step 0 differently), so with N = 0 the rows are equal.
+        return self._predict(trajectory, query_x), torch.stack(losses)  # [S+1, M, 1], [S+1]
+
+    @staticmethod
+    def _predict(trajectory, query_x):
+        """Query predictions of all S+1 parameter sets in one batched pass. Every
+        row goes through the same kernels (a runtime may pre-pack constant
+        weights and round step 0 differently), so with N = 0 the rows are equal."""
         w1, b1, w2, b2, w3, b3 = (torch.stack(group) for group in zip(*trajectory))
         q = torch.relu(query_x @ w1 + b1.unsqueeze(1))      # [S+1, M, 40]
         q = torch.relu(q @ w2 + b2.unsqueeze(1))
-        return q @ w3 + b3.unsqueeze(1), torch.stack(losses)  # [S+1, M, 1], [S+1]
+        return q @ w3 + b3.unsqueeze(1)                      # [S+1, M, 1]
 # --8<-- [end:module]
 
 
@@ -332,7 +438,8 @@ def export_module(module: nn.Module, example_inputs: tuple, input_names, output_
     return model
 
 
-def build_onnx_model(params: Params, steps: int = 10, halvings: int | None = HALVINGS):
+def build_onnx_model(params: Params, steps: int = 10, halvings: int | None = HALVINGS,
+                     lam: float | None = None):
     """The adaptation graph as an in-memory, checked ``onnx.ModelProto``."""
     num_support = torch.export.Dim("N", min=0)
     num_query = torch.export.Dim("M", min=1)
@@ -342,7 +449,7 @@ def build_onnx_model(params: Params, steps: int = 10, halvings: int | None = HAL
         "query_x": {0: num_query},
         "inner_lr": {},
     }
-    return export_module(SinusoidAdaptation(params, steps, halvings), _example_inputs(), INPUT_NAMES,
+    return export_module(SinusoidAdaptation(params, steps, halvings, lam), _example_inputs(), INPUT_NAMES,
                          OUTPUT_NAMES, dynamic_shapes, "sinusoid adaptation")
 
 
@@ -369,11 +476,12 @@ def write_model(model, path: str | os.PathLike) -> dict:
 
 
 def export_sinusoid(params: Params, path: str | os.PathLike, steps: int = 10,
-                    halvings: int | None = HALVINGS) -> dict:
-    """Write the adaptation graph to ``path`` atomically. Returns {"path",
-    "bytes", "ops", "steps", "inner_procedure"}."""
-    model = build_onnx_model(params, steps, halvings)
-    return {**write_model(model, path), "steps": steps, "inner_procedure": inner_procedure(halvings)}
+                    halvings: int | None = HALVINGS, lam: float | None = None) -> dict:
+    """Write the adaptation graph to ``path`` atomically (iMAML's proximal steps
+    with ``lam``). Returns {"path", "bytes", "ops", "steps", "inner_procedure"}."""
+    model = build_onnx_model(params, steps, halvings, lam)
+    return {**write_model(model, path), "steps": steps,
+            "inner_procedure": inner_procedure(halvings, lam)}
 
 
 _SESSIONS: dict[tuple[str, int, int], object] = {}

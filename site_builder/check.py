@@ -6,8 +6,8 @@ compute what PyTorch computes?
 2. Every file it names exists and has the recorded sha256.
 3. For each model, the ONNX graph (onnxruntime) and autograd-based adaptation
    of the stored weights, with the inner procedure its entry records
-   (backtracking with its halvings; plain gradient descent where none is
-   recorded), agree within 1e-5 on support sets of 0..20 points.
+   (backtracking with its halvings, iMAML's proximal steps with its lam;
+   plain gradient descent where none is recorded), agree within 1e-5 on support sets of 0..20 points.
 
 Stale inputs (code changed since a file was built) are reported as notes: the
 files are still consistent, and `maml-site build` would redo those stages.
@@ -48,26 +48,17 @@ def _file_problems(exported: Path, name: str, record: dict) -> list[str]:
     return []
 
 
-def procedure_halvings(entry: dict) -> int | None:
-    """The halvings of the safeguarded step an entry's graph runs, or None for
-    plain gradient descent (an entry without "inner_procedure")."""
-    procedure = entry.get("inner_procedure") or {"kind": "gradient_descent"}
-    if procedure.get("kind") == "gradient_descent":
-        return None
-    if procedure.get("kind") == "backtracking":
-        from meta.evaluate import inner_procedure
+def procedure_arguments(entry: dict) -> dict:
+    """{"halvings", "lam"} of the procedure an entry's graph runs (plain
+    gradient descent for an entry without "inner_procedure"); ValueError for
+    one that is not a known procedure."""
+    from meta.evaluate import procedure_arguments as arguments
 
-        halvings = procedure.get("halvings")
-        if halvings is None:
-            raise ValueError("backtracking without its number of halvings")
-        inner_procedure(halvings)                        # ValueError unless an integer >= 0
-        return halvings
-    raise ValueError(f"unknown inner_procedure kind {procedure.get('kind')!r}; "
-                     "allowed: backtracking, gradient_descent")
+    return arguments(entry.get("inner_procedure"))
 
 
 def parity_error(onnx_path: Path, params: dict, inner_lr: float, steps: int,
-                 halvings: int | None = HALVINGS) -> tuple[float, int]:
+                 halvings: int | None = HALVINGS, lam: float | None = None) -> tuple[float, int]:
     """Largest |ONNX - autograd| over query predictions and support losses, and
     the support size where it occurred; both adapt with ``halvings`` halvings
     of the safeguarded step (None: plain gradient descent; the default is the
@@ -84,7 +75,7 @@ def parity_error(onnx_path: Path, params: dict, inner_lr: float, steps: int,
         support_y = amplitude * torch.sin(support_x + phase)
         # The reference runs in float64: the truth the float32 graph is held to.
         ref_y, ref_loss = reference_adaptation(params, support_x.double(), support_y.double(),
-                                               query_x.double(), inner_lr, steps, halvings)
+                                               query_x.double(), inner_lr, steps, halvings, lam)
         onnx_y, onnx_loss = run_onnx(onnx_path, support_x, support_y, query_x, inner_lr)
         if onnx_y.shape != tuple(ref_y.shape) or onnx_loss.shape != tuple(ref_loss.shape):
             raise BuildFailure(f"{onnx_path.name}: ONNX outputs are shaped {list(onnx_y.shape)}, "
@@ -183,12 +174,12 @@ def check(exported: Path, repo_root: Path) -> list[str]:
             continue
         params = load_checkpoint(exported / entry["weights"]["file"])["params"]
         try:
-            halvings = procedure_halvings(entry)
+            arguments = procedure_arguments(entry)
         except ValueError as error:
             problems.append(f"{name}: manifest entry's inner_procedure: {error}")
             continue
         error, n = parity_error(exported / entry["file"], params, entry["inner_lr"], entry["steps"],
-                                halvings)
+                                **arguments)
         if error > PARITY_TOLERANCE:
             problems.append(f"{name}: ONNX and PyTorch adaptation differ by {error:.3g} "
                             f"(> {PARITY_TOLERANCE:g}) with {n} support points; the graph was "

@@ -49,16 +49,16 @@ def svg_bytes(fig) -> bytes:
 
 
 def sine_fit_svg(params: Params, inner_lr: float, title: str,
-                 halvings: int | None = HALVINGS) -> bytes:
+                 halvings: int | None = HALVINGS, lam: float | None = None) -> bytes:
     """An SVG of the model before adaptation and after 1..10 steps on the
     example task: the safeguarded steps of the exported graph (plain gradient
-    descent for halvings=None)."""
+    descent for halvings=None, iMAML's proximal steps with ``lam``)."""
     support_x = torch.tensor(EXAMPLE_SUPPORT_X, dtype=torch.float32).reshape(-1, 1)
     support_y = EXAMPLE_AMPLITUDE * torch.sin(support_x + EXAMPLE_PHASE)
     query_x = torch.linspace(-5.0, 5.0, 201).reshape(-1, 1)
     target = EXAMPLE_AMPLITUDE * torch.sin(query_x + EXAMPLE_PHASE)
     predictions, _ = reference_adaptation(params, support_x, support_y, query_x, inner_lr,
-                                          EXAMPLE_STEPS, halvings)
+                                          EXAMPLE_STEPS, halvings, lam)
     x = query_x[:, 0].numpy()
 
     with matplotlib.rc_context(SVG_RC):

@@ -108,16 +108,19 @@ def _checkpoint_bytes(checkpoint: dict) -> bytes:
     return buffer.getvalue()
 
 
-def inner_procedure() -> dict:
-    """How every sinusoid model adapts (evaluation, graph, figure): the
-    safeguarded step of meta.evaluate, recorded in each manifest entry."""
-    from meta.evaluate import HALVINGS, inner_procedure as describe
+def inner_procedure(job: ModelJob) -> dict:
+    """How the job's model adapts (evaluation, selection, graph, figure),
+    recorded in its manifest entry: the safeguarded step of meta.evaluate, or
+    for iMAML the proximal steps of its training (ModelSpec.inner_procedure)."""
+    spec = MODELS[job.name]
+    return spec.inner_procedure(spec.train_config(PROFILES[job.profile], job.seed))
 
-    return describe(HALVINGS)
 
+def _arguments(procedure: dict) -> dict:
+    """{"halvings", "lam"}: the keyword arguments that run ``procedure``."""
+    from meta.evaluate import procedure_arguments
 
-def _halvings(procedure: dict) -> int | None:
-    return procedure.get("halvings") if procedure.get("kind") == "backtracking" else None
+    return procedure_arguments(procedure)
 
 
 def _protocol(job: ModelJob, inner_lr: float) -> dict:
@@ -125,20 +128,22 @@ def _protocol(job: ModelJob, inner_lr: float) -> dict:
 
     return {"inner_lr": inner_lr, "num_tasks": PROFILES[job.profile].eval_tasks,
             "shots": list(EVAL_SHOTS), "max_steps": EVAL_MAX_STEPS, "seed": EVAL_SEED,
-            "inner_procedure": inner_procedure()}
+            "inner_procedure": inner_procedure(job)}
 
 
-def selection_settings(profile: str) -> dict:
+def selection_settings(profile: str, procedure: dict | None = None) -> dict:
     """How the checkpoint a model keeps is chosen (meta.evaluate.CheckpointSelector):
     evenly spaced checkpoints of the run, each scored on validation tasks with
     the model's own inner procedure. The paper profile scores 5,000 tasks, as
-    contracts.md asks of any selection; quick runs (tests) score fewer."""
-    from meta.evaluate import SELECTION_CHECKPOINTS, SELECTION_TASKS, VALIDATION_SEED
+    contracts.md asks of any selection; quick runs (tests) score fewer.
+    ``procedure``: the model's (default: the safeguarded step)."""
+    from meta.evaluate import (HALVINGS, SELECTION_CHECKPOINTS, SELECTION_TASKS, VALIDATION_SEED,
+                               inner_procedure as describe)
 
     paper = profile == "paper"
     return {"checkpoints": SELECTION_CHECKPOINTS if paper else 2,
             "tasks": SELECTION_TASKS if paper else PROFILES[profile].eval_tasks,
-            "seed": VALIDATION_SEED, "inner_procedure": inner_procedure()}
+            "seed": VALIDATION_SEED, "inner_procedure": procedure or describe(HALVINGS)}
 
 
 # What each stage's output depends on. Downstream stages depend on the weights
@@ -153,7 +158,8 @@ def train_inputs_hash(repo_root: Path, config: dict, seed, selection: dict | Non
 
 
 def train_hash(job: ModelJob, cfg) -> str:
-    return train_inputs_hash(job.repo_root, cfg.to_dict(), job.seed, selection_settings(job.profile))
+    return train_inputs_hash(job.repo_root, cfg.to_dict(), job.seed,
+                             selection_settings(job.profile, inner_procedure(job)))
 
 
 def selection_summary(record: dict) -> dict:
@@ -170,10 +176,10 @@ def downstream_hashes(job: ModelJob, weights_sha: str, inner_lr: float) -> dict[
         "evaluate": inputs_hash(weights=weights_sha, protocol=_protocol(job, inner_lr),
                                 code=source_hashes(repo, EVALUATION_SOURCES)),
         "export": inputs_hash(weights=weights_sha, steps=EXPORT_STEPS,
-                              procedure=inner_procedure(),
+                              procedure=inner_procedure(job),
                               code=source_hashes(repo, EXPORT_SOURCES)),
         "figures": inputs_hash(weights=weights_sha, inner_lr=inner_lr,
-                               procedure=inner_procedure(),
+                               procedure=inner_procedure(job),
                                code=source_hashes(repo, FIGURE_SOURCES)),
     }
 
@@ -182,7 +188,7 @@ def adapt_rate_hash(job: ModelJob, weights_sha: str) -> str:
     """Inputs of a rate chosen on validation tasks: the weights, the candidates
     and the evaluation code that scores them."""
     return inputs_hash(weights=weights_sha, candidates=list(MODELS[job.name].adapt_lr),
-                       procedure=inner_procedure(),
+                       procedure=inner_procedure(job),
                        code=source_hashes(job.repo_root, EVALUATION_SOURCES))
 
 
@@ -251,13 +257,13 @@ def run_model(job: ModelJob) -> ModelOutcome:
     if _must_train(job, entry, new_train_hash):
         from meta.evaluate import CheckpointSelector
 
-        settings = selection_settings(job.profile)
+        settings = selection_settings(job.profile, inner_procedure(job))
         log.info("%s: training (%s, %d iterations, seed %d; the best of %d checkpoints on %d "
                  "validation tasks is kept)", job.name, cfg.algorithm, cfg.iterations, cfg.seed,
                  settings["checkpoints"], settings["tasks"])
         selector = CheckpointSelector(
             lambda candidate: spec.inner_lr(cfg, candidate), num_tasks=settings["tasks"],
-            seed=settings["seed"], halvings=_halvings(settings["inner_procedure"]),
+            seed=settings["seed"], **_arguments(settings["inner_procedure"]),
             log=(lambda line: log.info("%s: %s", job.name, line)) if job.log_progress else None)
         result = train(cfg, device=job.device, progress=job.progress,
                        log=log.info if job.log_progress else None, desc=job.name,
@@ -312,13 +318,13 @@ def run_model(job: ModelJob) -> ModelOutcome:
         entry.pop("selection", None)
     training = {"seconds": checkpoint["seconds"], "device": checkpoint["device"],
                 "torch": checkpoint["torch"], "compiled": checkpoint.get("compiled", False)}
-    from meta.export import SIGNATURE
+    from meta.export import signature
 
-    procedure = inner_procedure()
-    halvings = _halvings(procedure)
+    procedure = inner_procedure(job)
+    arguments = _arguments(procedure)
     entry.update(name=job.name, algorithm=spec.algorithm, task=SINUSOID.describe(),
                  inner_lr=inner_lr, inner_procedure=procedure, steps=EXPORT_STEPS,
-                 train=checkpoint["config"], graph=SIGNATURE, training=training)
+                 train=checkpoint["config"], graph=signature(procedure), training=training)
     hashes = downstream_hashes(job, entry["weights"]["sha256"], inner_lr)
 
     def stale(stage: str) -> bool:
@@ -341,7 +347,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
         log.info("%s: evaluating on %d test tasks", job.name, protocol["num_tasks"])
         evaluation = evaluate(params, inner_lr, num_tasks=protocol["num_tasks"],
                               shots=EVAL_SHOTS, max_steps=EVAL_MAX_STEPS, seed=protocol["seed"],
-                              halvings=halvings)
+                              **arguments)
         results = {"name": job.name, "algorithm": spec.algorithm, "train": checkpoint["config"],
                    "training": {**training, "history": checkpoint["history"]},
                    "evaluation": evaluation}
@@ -355,8 +361,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
         from meta.export import export_sinusoid
 
         log.info("%s: exporting the ONNX adaptation graph (%d steps)", job.name, EXPORT_STEPS)
-        export_sinusoid(params, exported / onnx_file(job.name), steps=EXPORT_STEPS,
-                        halvings=halvings)
+        export_sinusoid(params, exported / onnx_file(job.name), steps=EXPORT_STEPS, **arguments)
         done("export", _record(exported, onnx_file(job.name)))
 
     # --- figures -----------------------------------------------------------
@@ -364,7 +369,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
         from .figures import sine_fit_svg
 
         log.info("%s: rendering %s", job.name, figure_file(job.name))
-        data = sine_fit_svg(params, inner_lr, f"{job.name}: 5-shot fine-tuning", halvings)
+        data = sine_fit_svg(params, inner_lr, f"{job.name}: 5-shot fine-tuning", **arguments)
         atomic.write_bytes(exported / figure_file(job.name), data)
         done("figures", _bytes_record(figure_file(job.name), data))
 

@@ -257,3 +257,106 @@ def test_a_checkpoint_without_a_usable_rate_is_skipped():
         {"iteration": 10, "skipped": "every candidate rate [1.0] diverged on some validation task"}]
     selector(20, params)
     assert selector.chosen == 20 and selector.params is params
+
+
+# ------------------------------------------------------------ iMAML's proximal steps
+
+LAM = 0.1
+
+
+@pytest.mark.parametrize("lr", (0.01, 0.3, 3.0))
+def test_batched_proximal_steps_match_the_per_task_autograd_reference(lr):
+    """iMAML's inner solver as the protocol runs it (all tasks at once, the
+    training's own meta.algorithms.imaml.proximal_step) against meta.export's
+    reference that adapts one task with autograd (float64). At 0.3 and 3.0
+    many steps are refused and their step size halved, per task."""
+    from meta.algorithms.imaml import proximal_start, proximal_step
+    from meta.evaluate import proximal_trajectory
+
+    params = {n: p.double() for n, p in model.init_params(torch.Generator().manual_seed(3)).items()}
+    x, y = _tasks(24, 5, seed=int(lr * 1000) + 1)
+    query_x = torch.linspace(-5, 5, 40, dtype=torch.float64).view(1, -1, 1).expand(24, -1, -1)
+    path = proximal_trajectory(params, x, y, 10, lr, LAM)
+    assert len(path) == 11
+    batched = torch.stack([model.forward(phi, query_x) for phi in path], 1)   # [T, 11, M, 1]
+    for t in range(24):
+        ref_y, ref_loss = reference_adaptation(params, x[t], y[t], query_x[0], lr, 10, lam=LAM)
+        torch.testing.assert_close(batched[t], ref_y, rtol=0, atol=1e-10)
+        torch.testing.assert_close(model.loss({n: p[t:t + 1] for n, p in path[-1].items()},
+                                              x[t:t + 1], y[t:t + 1])[0], ref_loss[-1],
+                                   rtol=0, atol=1e-10)
+    # How often the safeguard refused a step (the step size halves each time).
+    theta = torch.cat([p.reshape(-1) for p in params.values()])
+    state = proximal_start(theta, params, x, y, lr)
+    objective = [state.objective]
+    for _ in range(10):
+        state = proximal_step(theta, state, params, x, y, LAM)
+        objective.append(state.objective)
+    objective = torch.stack(objective)
+    assert (objective[1:] <= objective[:-1]).all()          # never climbs
+    refused = (state.step_size[:, 0] < lr).sum().item()
+    if lr >= 0.3:
+        assert refused >= 12, f"only {refused} of 24 tasks had a step refused at lr = {lr}"
+    # The same steps from a per-task θ ([T, ...], as fine_tune passes it).
+    per_task = adapt_safeguarded(model.per_task(params, 24), x, y, 10, lr, lam=LAM)
+    for name in params:
+        torch.testing.assert_close(per_task[name], path[-1][name], rtol=0, atol=1e-12)
+
+
+def test_the_proximal_steps_are_the_ones_training_takes():
+    """ϕ after ten steps is exactly what iMAML's training solves for
+    (meta.algorithms.imaml.solve_proximal, the procedure its meta-gradient
+    assumes), and the protocol records the procedure with its λ."""
+    from meta.algorithms.imaml import solve_proximal
+    from meta.evaluate import procedure_arguments, proximal_trajectory
+
+    params = model.init_params(torch.Generator().manual_seed(2))
+    x, y = _tasks(30, 10, seed=4, dtype=torch.float32)
+    phi, _ = solve_proximal(params, x, y, LAM, 0.05, 10)
+    path = proximal_trajectory(params, x, y, 10, 0.05, LAM)
+    assert torch.equal(model.flatten_tasks(path[-1]), phi)
+    results = evaluate(params, 0.01, num_tasks=50, shots=(5,), max_steps=3, lam=LAM)
+    procedure = results["protocol"]["inner_procedure"]
+    assert procedure["kind"] == "proximal" and procedure["lam"] == LAM
+    assert procedure_arguments(procedure) == {"halvings": HALVINGS, "lam": LAM}
+    assert procedure_arguments(inner_procedure()) == {"halvings": HALVINGS, "lam": None}
+    assert procedure_arguments(None) == {"halvings": None, "lam": None}
+    for bad in (0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="lam must be a positive number"):
+            evaluate(params, 0.01, num_tasks=2, shots=(5,), max_steps=1, lam=bad)
+    with pytest.raises(ValueError, match="unknown inner_procedure kind 'newton'"):
+        procedure_arguments({"kind": "newton"})
+    # No support points: nothing moves, and no NaN.
+    empty = torch.zeros(2, 0, 1)
+    still = adapt_safeguarded(model.per_task(params, 2), empty, empty, 3, 0.01, lam=LAM)
+    for name, p in params.items():
+        assert torch.equal(still[name], p.expand_as(still[name]))
+
+
+def test_imaml_selection_sees_validation_tasks_only(monkeypatch):
+    """The build's choices for iMAML (its checkpoint, and its rate where one is
+    chosen) are scored with the proximal steps on the validation seed alone:
+    every evaluate() call the selection makes is recorded and none uses the
+    test seed."""
+    import meta.evaluate as evaluate_mod
+    from meta.evaluate import VALIDATION_SEED, CheckpointSelector, choose_inner_lr
+    from meta.train import TrainConfig, train
+
+    calls = []
+    real = evaluate_mod.evaluate
+
+    def recording(*args, **kwargs):
+        calls.append((kwargs.get("seed", EVAL_SEED), kwargs.get("lam")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_mod, "evaluate", recording)
+    selector = CheckpointSelector(
+        lambda params: choose_inner_lr(params, (0.005, 0.01), num_tasks=40, lam=LAM)[0],
+        num_tasks=60, lam=LAM)
+    train(TrainConfig("imaml", iterations=20, inner_steps=3, log_every=10, options={"lam": LAM}),
+          device="cpu", progress=False, checkpoints=2, on_checkpoint=selector)
+    assert len(calls) == 2 * (2 + 1)                       # two rates and one score per checkpoint
+    assert {seed for seed, _ in calls} == {VALIDATION_SEED} and EVAL_SEED not in dict(calls)
+    assert {lam for _, lam in calls} == {LAM}
+    assert selector.record()["inner_procedure"]["kind"] == "proximal"
+    assert selector.record()["inner_procedure"]["lam"] == LAM

@@ -376,3 +376,81 @@ def test_run_onnx_checks_its_inputs_and_accepts_flat_arrays(exported):
         run_onnx(path, x, np.sin(x), np.zeros((0, 1)), 0.01)
     with pytest.raises(ValueError, match=r"support_x must be shaped \[points, 1\]"):
         run_onnx(path, np.zeros((2, 2)), np.zeros((2, 2)), [0.0], 0.01)
+
+
+# ------------------------------------------------------------ iMAML's proximal steps
+
+#: λ of the proximal graphs tested here: the iMAML model's (site_builder.config)
+#: and a weak one, under which the objective is almost the plain support MSE.
+PROXIMAL_LAMS = (10.0, 0.1)
+
+
+@pytest.fixture(scope="module", params=PROXIMAL_LAMS)
+def proximal_exported(params, tmp_path_factory, request):
+    lam = request.param
+    path = tmp_path_factory.mktemp("onnx") / f"proximal-{lam}.onnx"
+    info = export_sinusoid(params, path, steps=STEPS, lam=lam)
+    return path, info, lam
+
+
+@pytest.mark.parametrize("lr", (0.01, 0.3))
+def test_proximal_graph_matches_autograd_reference_at_every_step(params, proximal_exported, lr):
+    """The graph iMAML is exported with runs its training's inner solver: ONNX
+    against the per-task autograd reference (float64), 0..20 support points.
+    At 0.3 steps are refused and the step size halved, which the test counts."""
+    path, info, lam = proximal_exported
+    assert info["inner_procedure"]["kind"] == "proximal" and info["inner_procedure"]["lam"] == lam
+    worst, frozen = 0.0, 0
+    for support_x, support_y, query_x in sinusoid_cases(seed=int(lr * 1000) + 5):
+        ref_y, ref_loss = reference_adaptation(params, support_x.double(), support_y.double(),
+                                               query_x.double(), lr, STEPS, lam=lam)
+        onnx_y, onnx_loss = run_onnx(path, support_x, support_y, query_x, lr)
+        assert onnx_y.shape == (STEPS + 1, query_x.shape[0], 1) and onnx_loss.shape == (STEPS + 1,)
+        worst = max(worst, np.abs(onnx_y - ref_y.numpy()).max(),
+                    np.abs(onnx_loss - ref_loss.numpy()).max())
+        # A refused step leaves the prediction exactly where it was.
+        frozen += sum(np.array_equal(onnx_y[s + 1], onnx_y[s]) for s in range(STEPS))
+        if support_x.shape[0] == 0:
+            assert np.array_equal(onnx_loss, np.zeros(STEPS + 1, dtype=np.float32))
+            assert all(np.array_equal(row, onnx_y[0]) for row in onnx_y[1:])
+    if lr >= 0.3:
+        assert frozen >= 20, f"only {frozen} refused steps at lr = {lr}"
+    assert worst <= TOLERANCE, f"max |onnx - autograd| = {worst:.2e}"
+
+
+def test_proximal_module_agrees_with_the_evaluation_and_with_onnx(params, proximal_exported):
+    """The hand-written module, the protocol's batched steps (meta.evaluate,
+    which fine_tune runs too) and the ONNX graph agree step for step."""
+    from meta.evaluate import proximal_trajectory
+
+    path, _, lam = proximal_exported
+    g = torch.Generator().manual_seed(9)
+    batch = SINUSOID.sample_batch(3, 5, 50, g)
+    module = SinusoidAdaptation(params, STEPS, lam=lam)
+    for lr in (0.01, 0.3):
+        trajectory = proximal_trajectory(params, batch.support_x, batch.support_y, STEPS, lr, lam)
+        for t in range(3):
+            got_y, got_loss = module(batch.support_x[t], batch.support_y[t], batch.query_x[t],
+                                     torch.tensor(lr))
+            onnx_y, onnx_loss = run_onnx(path, batch.support_x[t], batch.support_y[t],
+                                         batch.query_x[t], lr)
+            assert np.abs(onnx_y - got_y.numpy()).max() <= TOLERANCE
+            assert np.abs(onnx_loss - got_loss.numpy()).max() <= TOLERANCE
+            for step, phi in enumerate(trajectory):
+                expected = forward({n: p[t:t + 1] for n, p in phi.items()}, batch.query_x[t:t + 1])[0]
+                assert (got_y[step] - expected).abs().max().item() <= TOLERANCE
+
+
+def test_proximal_graph_keeps_the_contract_interface_and_plain_ops(proximal_exported):
+    path, _, _ = proximal_exported
+    model = onnx.load(os.fspath(path))
+    assert [i.name for i in model.graph.input] == list(INPUT_NAMES)
+    assert [o.name for o in model.graph.output] == list(OUTPUT_NAMES)
+    ops = {node.op_type for node in model.graph.node}
+    assert ops <= ALLOWED_OPS, f"unexpected operators {sorted(ops - ALLOWED_OPS)}"
+    from meta.export import SIGNATURE, signature
+
+    described = signature({"kind": "proximal", "lam": 10.0})
+    assert described["inputs"] == SIGNATURE["inputs"]
+    assert [o["name"] for o in described["outputs"]] == list(OUTPUT_NAMES)
+    assert "lam/2" in described["outputs"][0]["meaning"]

@@ -14,6 +14,8 @@ nothing of the inner path is kept.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from ..model import (Params, flatten_tasks, hessian_vector_product, loss_and_grad,
@@ -55,11 +57,50 @@ def conjugate_gradient(matvec, rhs: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 # --8<-- [start:solve_proximal]
+class ProximalState(NamedTuple):
+    """Where each task's inner solver stands: ϕ [T, P], ∇L(ϕ) [T, P], L(ϕ) [T],
+    the proximal objective L(ϕ) + λ/2 ‖ϕ − θ‖² [T] and the step size [T, 1]."""
+    phi: torch.Tensor
+    grad: torch.Tensor
+    loss: torch.Tensor
+    objective: torch.Tensor
+    step_size: torch.Tensor
+
+
+def proximal_start(theta: torch.Tensor, like: Params, x: torch.Tensor, y: torch.Tensor,
+                   lr: float) -> ProximalState:
+    """The solver at ϕ = θ (θ flat: [P] shared by all tasks, or [T, P]), every
+    task's step size ``lr``; ``like`` gives the parameters' shapes."""
+    loss, grads = loss_and_grad(unflatten_tasks(theta, like), x, y)
+    phi = theta.expand(x.shape[0], -1)
+    step_size = torch.full_like(loss, lr).unsqueeze(1)          # [T, 1]
+    return ProximalState(phi, flatten_tasks(grads), loss, loss, step_size)  # at ϕ = θ the penalty is 0
+
+
+def proximal_step(theta: torch.Tensor, state: ProximalState, like: Params, x: torch.Tensor,
+                  y: torch.Tensor, lam: float) -> ProximalState:
+    """One gradient step on each task's proximal objective, taken only where it
+    lowers that objective; where it does not, ϕ stays and the task's step size
+    is halved for the next step."""
+    phi, step_size = state.phi, state.step_size
+    candidate = phi - step_size * torch.add(state.grad, phi - theta, alpha=lam)
+    cand_loss, cand_grads = loss_and_grad(unflatten_tasks(candidate, like), x, y)
+    cand_objective = cand_loss + lam / 2 * (candidate - theta).pow(2).sum(1)
+    better = (cand_objective < state.objective).unsqueeze(1)   # NaN never passes
+    return ProximalState(torch.where(better, candidate, phi),
+                         torch.where(better, flatten_tasks(cand_grads), state.grad),
+                         torch.where(better.squeeze(1), cand_loss, state.loss),
+                         torch.where(better.squeeze(1), cand_objective, state.objective),
+                         torch.where(better, step_size, step_size / 2))
+
+
 def solve_proximal(params: Params, x: torch.Tensor, y: torch.Tensor, lam: float, lr: float,
                    steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Approximate ϕ = argmin_ϕ L(ϕ) + λ/2 ‖ϕ − θ‖² for every task: ``steps``
     gradient steps from θ, each accepted only if it lowers that task's
-    proximal objective, otherwise retried next time at half the step size.
+    proximal objective, otherwise retried next time at half the step size
+    (``proximal_step``; the evaluation, ``meta.weights.fine_tune`` and the
+    exported graph adapt an iMAML model with the same steps).
 
     Plain steps at a fixed rate climb instead of descend on a very curved
     support set, and the implicit gradient assumes ϕ minimises the proximal
@@ -67,22 +108,10 @@ def solve_proximal(params: Params, x: torch.Tensor, y: torch.Tensor, lam: float,
     meta-gradient. Returns ϕ as a [T, P] matrix and the tasks' losses L(ϕ).
     """
     theta = torch.cat([p.reshape(-1) for p in params.values()])
-    loss, grads = loss_and_grad(params, x, y)
-    phi = theta.expand(x.shape[0], -1)
-    objective = loss                                            # at ϕ = θ the penalty is 0
-    step_size = torch.full_like(loss, lr).unsqueeze(1)          # [T, 1]
-    grad = flatten_tasks(grads)
+    state = proximal_start(theta, params, x, y, lr)
     for _ in range(steps):
-        candidate = phi - step_size * torch.add(grad, phi - theta, alpha=lam)
-        cand_loss, cand_grads = loss_and_grad(unflatten_tasks(candidate, params), x, y)
-        cand_objective = cand_loss + lam / 2 * (candidate - theta).pow(2).sum(1)
-        better = (cand_objective < objective).unsqueeze(1)
-        phi = torch.where(better, candidate, phi)
-        grad = torch.where(better, flatten_tasks(cand_grads), grad)
-        loss = torch.where(better.squeeze(1), cand_loss, loss)
-        objective = torch.where(better.squeeze(1), cand_objective, objective)
-        step_size = torch.where(better, step_size, step_size / 2)
-    return phi, loss
+        state = proximal_step(theta, state, params, x, y, lam)
+    return state.phi, state.loss
 # --8<-- [end:solve_proximal]
 
 
