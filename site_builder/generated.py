@@ -43,6 +43,7 @@ GENERATORS: dict[str, str] = {
     "intro": "site_builder.intro",          # before bib: its table cites sources
     "bib": "site_builder.bibliography",
     "reuse": "site_builder.reuse",
+    "all-models": "site_builder.all_models",
 }
 #: Namespaces whose module sees every page (inline syntax, not only markers).
 EVERY_PAGE: tuple[str, ...] = ("bib",)
