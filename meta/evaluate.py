@@ -299,8 +299,10 @@ def checkpoint_score(params: Params, inner_lr: float, num_tasks: int = SELECTION
     """How a checkpoint adapts on validation tasks (their own seed, never the
     evaluation's): ``shots``-shot query MSE after 1..``steps`` steps of the
     model's own procedure. Returns {"blown_up": tasks blown up at some step,
-    "mean_by_step": means after 0..steps (None where tasks blew up),
-    "score": the mean over steps 1..steps of those means (None if any is)}."""
+    "rises": how many of steps 2..steps raise the mean instead of lowering it
+    (a reader moving the steps slider sees the error grow), "mean_by_step":
+    means after 0..steps (None where tasks blew up), "score": the mean over
+    steps 1..steps of those means (None if any is)}."""
     if seed == EVAL_SEED:
         raise ValueError("checkpoints are chosen on validation tasks, never on the test tasks "
                          f"(seed {EVAL_SEED})")
@@ -309,14 +311,17 @@ def checkpoint_score(params: Params, inner_lr: float, num_tasks: int = SELECTION
     means = curve["mean"][1:]
     blown_up = max(curve["diverged"][1:], default=0)
     score = None if blown_up or any(m is None for m in means) else round(sum(means) / len(means), 6)
-    return {"blown_up": blown_up, "mean_by_step": curve["mean"], "score": score}
+    rises = sum(1 for a, b in zip(means, means[1:]) if a is None or b is None or b > a)
+    return {"blown_up": blown_up, "rises": rises, "mean_by_step": curve["mean"], "score": score}
 
 
-def selection_key(score: dict) -> tuple[int, float]:
-    """Fewer blown-up validation tasks first, then the lower mean query MSE
-    over steps 1..10: a checkpoint must adapt safely at every step of the
-    slider before it may adapt well."""
-    return (score["blown_up"], math.inf if score["score"] is None else score["score"])
+def selection_key(score: dict) -> tuple[int, int, float]:
+    """Fewer blown-up validation tasks first, then fewer steps at which the
+    mean rises, then the lower mean query MSE over steps 1..10: a checkpoint
+    must adapt safely and steadily at every step of the slider before it may
+    adapt well."""
+    return (score["blown_up"], score.get("rises", 0),
+            math.inf if score["score"] is None else score["score"])
 # --8<-- [end:checkpoint_score]
 
 
@@ -353,6 +358,7 @@ class CheckpointSelector:
             self.best = (key, iteration, params)
         if self.log is not None:
             self.log(f"checkpoint {iteration}: {score['blown_up']} blown-up validation tasks, "
+                     f"{score['rises']} steps raising the mean, "
                      f"mean query MSE over steps 1-10 {score['score']}")
 
     @property
@@ -366,6 +372,7 @@ class CheckpointSelector:
     def record(self) -> dict:
         """What was scored and chosen, for the checkpoint file and the manifest."""
         return {"criterion": "fewest blown-up validation tasks at any of steps 1-10, then the "
+                             "fewest steps 2-10 at which the mean query MSE rises, then the "
                              "lowest mean query MSE over steps 1-10",
                 "tasks": self.num_tasks, "shots": 5, "seed": self.seed,
                 "inner_procedure": inner_procedure(self.halvings, self.lam),

@@ -137,25 +137,26 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     ModelSpec("reptile-sinusoid", "reptile",
               lambda profile, seed: sinusoid_config("reptile", profile, seed, inner_steps=5,
                                                     meta_lr=1.0)),
-    # The iMAML paper has no sinusoid setting either; measured at 10,000-20,000
-    # iterations (see README, "Algorithms and settings"): with plain inner steps
-    # iMAML drifted to parameters on which those steps blow up, so its inner
-    # solver keeps only steps that lower the proximal objective. The θ it learns
-    # is sharp, and how sharp varies from run to run: plain steps at 0.01
-    # diverge on many tasks, and the best stable rate was 0.001 for one trained
-    # model and 0.0005-0.0007 for the next, with divergence a step above. So
-    # the build picks the rate from a geometric grid (0.0002 to 0.0057, steps
-    # of 1.25x) on 500 validation tasks (own seed, never the evaluation's),
-    # 5-shot after ten steps (a few seconds, once per trained θ). λ = 0.1 beat
-    # λ = 0.03 and λ = 1 in short runs. It trains for 20,000 iterations, not
-    # 70,000, because its θ keeps getting sharper: on 1,000 validation tasks
-    # (seed 0) the best rate fell from 0.0023 after 10,000 iterations (5-shot,
-    # ten steps: 0.94) to 0.0006 after 20,000 (1.17) and 0.00025 after 30,000
-    # (1.08), and after 40,000 every rate of the grid diverged on some task.
+    # The iMAML paper has no sinusoid setting either. Its inner solver takes
+    # ten gradient steps at α = 0.01 on the proximal objective L(ϕ) + λ/2‖ϕ−θ‖²,
+    # keeping only steps that lower it (plain steps let θ drift to where they
+    # blow up); the exported graph, the evaluation and the selection adapt the
+    # same way (proximal=True), at the training rate. λ = 10 = 1/(α·10): ten
+    # steps of length α move ϕ about as far as the proximal minimum with this
+    # λ lies from θ, so the implicit gradient (which assumes ϕ is that
+    # minimum) describes the ϕ training actually reaches. Measured on 1,000
+    # validation tasks (5-shot, ten proximal steps at 0.01; checkpoints every
+    # 500 iterations): λ = 10 reached 0.89-0.93 after 2,000-3,000 iterations
+    # and got worse after (1.33 at 5,000: θ sharpens until the first step at
+    # 0.01 is refused); λ = 1 reached 1.03 at 5,000 and 2.3-4.4 after 10,000
+    # (a blown-up task); λ = 0.1 (the earlier setting) 1.32 at 5,000 and 1.01
+    # for the 12,000-iteration θ of the earlier build, its mean rising at
+    # every other step; λ = 10 with meta lr 3e-4: 1.08 at 5,000. Hence
+    # 3,000 iterations, the kept checkpoint chosen on validation tasks.
     ModelSpec("imaml-sinusoid", "imaml",
               lambda profile, seed: sinusoid_config(
-                  "imaml", profile, seed, iterations=min(profile.iterations, 20_000),
-                  inner_steps=10, options={"lam": 0.1, "cg_steps": 5}),
+                  "imaml", profile, seed, iterations=min(profile.iterations, 3_000),
+                  inner_steps=10, options={"lam": 10.0, "cg_steps": 5}),
               proximal=True),
 )}
 

@@ -165,7 +165,7 @@ def train_hash(job: ModelJob, cfg) -> str:
 def selection_summary(record: dict) -> dict:
     """The manifest's "selection": the settings, the criterion, the chosen
     iteration and each checkpoint's score (the checkpoint file keeps the curves)."""
-    keep = ("iteration", "inner_lr", "blown_up", "score", "skipped")
+    keep = ("iteration", "inner_lr", "blown_up", "rises", "score", "skipped")
     return {**{k: v for k, v in record.items() if k != "checkpoints"},
             "checkpoints": [{k: c[k] for k in keep if k in c} for c in record["checkpoints"]]}
 

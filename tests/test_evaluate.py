@@ -360,3 +360,19 @@ def test_imaml_selection_sees_validation_tasks_only(monkeypatch):
     assert {lam for _, lam in calls} == {LAM}
     assert selector.record()["inner_procedure"]["kind"] == "proximal"
     assert selector.record()["inner_procedure"]["lam"] == LAM
+
+
+def test_a_checkpoint_whose_mean_rises_on_the_slider_loses_to_a_steady_one():
+    """contracts: the mean error should fall from step 1 to 10; a checkpoint
+    whose validation mean rises at some step loses to one that falls at every
+    step, whatever their mean over the steps (blow-ups still come first)."""
+    from meta.evaluate import checkpoint_score, selection_key
+
+    steady = {"blown_up": 0, "rises": 0, "score": 0.9}
+    zigzag = {"blown_up": 0, "rises": 3, "score": 0.5}
+    blown = {"blown_up": 1, "rises": 0, "score": None}
+    assert sorted([blown, zigzag, steady], key=selection_key) == [steady, zigzag, blown]
+    params = model.init_params(torch.Generator().manual_seed(1))
+    score = checkpoint_score(params, 0.01, num_tasks=100)
+    means = score["mean_by_step"][1:]
+    assert score["rises"] == sum(b > a for a, b in zip(means, means[1:]))
