@@ -10,6 +10,7 @@ including the models that finished when another one failed.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import multiprocessing
@@ -134,7 +135,8 @@ def run_stages(options: BuildOptions, names: list[str] | None = None,
     try:
         if options.exported.is_dir():
             atomic.link_copy(options.exported, staging)
-        report, errors = _run_stages_in(replace(options, exported=staging), names, stages)
+        with _one_torch_thread():
+            report, errors = _run_stages_in(replace(options, exported=staging), names, stages)
         if report.ran_anything or report.manifest_changed:
             atomic.replace_dir(staging, options.exported)
     finally:
@@ -143,6 +145,21 @@ def run_stages(options: BuildOptions, names: list[str] | None = None,
         raise BuildFailure("; ".join(errors))
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """One torch thread, as in a worker process: how many threads sum a
+    product changes its rounding, and the files must not depend on whether a
+    model was built here or in a worker (reproducible builds)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _run_stages_in(options: BuildOptions, names: list[str],

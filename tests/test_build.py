@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -175,8 +176,8 @@ def test_check_names_a_modified_file(quick_build, tmp_path):
 def test_no_temporary_files_are_left_behind(quick_build):
     for folder in (quick_build.exported, quick_build.site.parent):
         leftovers = [p for p in folder.rglob("*")
-                     if p.name.endswith(atomic.TEMP_SUFFIX) or ".building-" in p.name
-                     or ".old-" in p.name]
+                     if p.name.endswith(atomic.TEMP_SUFFIX)
+                     or any(mark in p.name for mark in atomic.WORK_MARKS)]
         assert leftovers == []
 
 
@@ -376,3 +377,113 @@ def test_the_fallback_figure_is_deterministic(tmp_path):
     assert b"dc:date" not in first
     other = init_params(torch.Generator().manual_seed(1))
     assert sine_fit_svg(other, 0.01, "example") != first
+
+
+# ------------------------------------------------------------ tampered or missing files
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file,damage", [
+    ("maml-sinusoid.pt", "byte"), ("reptile-sinusoid.onnx", "missing"),
+    ("figures/sine-fit-fomaml-sinusoid.svg", "missing"), ("toy-meta.onnx", "byte"),
+])
+def test_check_fails_naming_a_changed_or_missing_file(quick_build, tmp_path, file, damage):
+    exported = _copy_exported(quick_build, tmp_path)
+    path = exported / file
+    if damage == "byte":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01                       # one bit of one byte
+        path.write_bytes(bytes(data))
+        expected = rf"{re.escape(file)} has sha256 [0-9a-f]{{12}}…, the manifest says"
+    else:
+        path.unlink()
+        expected = rf"{re.escape(file)} is missing from {re.escape(str(exported))}"
+    with pytest.raises(BuildFailure, match=expected):
+        check(exported, REPO_ROOT)
+
+
+@pytest.mark.slow
+def test_the_build_rebuilds_a_changed_or_missing_artifact(quick_build, tmp_path):
+    exported = _copy_exported(quick_build, tmp_path)
+    graph = exported / "maml-sinusoid.onnx"
+    graph.write_bytes(graph.read_bytes()[:-1] + b"\0")
+    (exported / "figures" / "sine-fit-reptile-sinusoid.svg").unlink()
+    (exported / "figures" / "toy-curvature.png").write_bytes(b"not a png")
+    report = run_stages(quick_options(tmp_path, exported=exported, jobs=1))
+    assert report.stages_run("export") == ["maml-sinusoid"]
+    assert report.stages_run("figures") == ["reptile-sinusoid"]
+    assert report.ran["toy problems"] == ["toy figures"]
+    assert not report.stages_run("train") and not report.stages_run("evaluate")
+    # Rebuilt as they were: the same bytes as the untouched build, and check passes.
+    original = {p.relative_to(quick_build.exported): p.read_bytes()
+                for p in quick_build.exported.rglob("*") if p.is_file()}
+    assert {p.relative_to(exported): p.read_bytes() for p in exported.rglob("*") if p.is_file()} == original
+    check(exported, REPO_ROOT)
+
+
+@pytest.mark.slow
+def test_a_stage_alone_stops_on_changed_weights_and_names_the_file(quick_build, tmp_path):
+    exported = _copy_exported(quick_build, tmp_path)
+    weights = exported / "fomaml-sinusoid.pt"
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    with pytest.raises(BuildFailure, match=r"fomaml-sinusoid: .*fomaml-sinusoid\.pt does not match "
+                                           r"the sha256 in the manifest; run `maml-site train "
+                                           r"fomaml-sinusoid`"):
+        run_stages(quick_options(tmp_path, exported=exported, jobs=1), stages=("export",))
+
+
+@pytest.mark.slow
+def test_the_site_never_ships_a_file_that_does_not_match_the_manifest(quick_build, tmp_path):
+    from site_builder.site import stage_docs
+
+    exported = _copy_exported(quick_build, tmp_path)
+    results = exported / "maml-sinusoid.results.json"
+    results.write_text(results.read_text().replace('"maml"', '"tampered"', 1))
+    entries = manifest.read(exported)["models"]
+    with pytest.raises(BuildFailure, match=r"maml-sinusoid: .*maml-sinusoid\.results\.json does not "
+                                           r"match the sha256 in the manifest, so it is not published"):
+        stage_docs(REPO_ROOT, exported, entries, tmp_path / "docs")
+    results.unlink()
+    with pytest.raises(BuildFailure, match=r"maml-sinusoid\.results\.json is missing, so it cannot "
+                                           r"be published"):
+        stage_docs(REPO_ROOT, exported, entries, tmp_path / "docs")
+
+
+# ------------------------------------------------------------ whole-folder replacement
+
+def test_a_folder_is_replaced_as_a_whole_and_leftovers_of_a_killed_build_go(tmp_path):
+    target = tmp_path / "exported"
+    target.mkdir()
+    (target / "manifest.json").write_text("old")
+    (target / ".maml-sinusoid.onnx.abc123.tmp").write_text("half a graph")     # a killed write
+    (tmp_path / ".exported.staging-xyz").mkdir()                                # a killed build
+    (tmp_path / ".exported-notes").mkdir()                                      # not ours
+    removed = atomic.remove_leftovers(target)
+    assert sorted(p.name for p in removed) == [".exported.staging-xyz", ".maml-sinusoid.onnx.abc123.tmp"]
+    work = atomic.work_dir(target, ".staging-")
+    atomic.link_copy(target, work)
+    assert (work / "manifest.json").stat().st_ino == (target / "manifest.json").stat().st_ino
+    atomic.write_text(work / "manifest.json", "new")          # replaces the link, not the file
+    assert (target / "manifest.json").read_text() == "old"
+    atomic.replace_dir(work, target)
+    assert (target / "manifest.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".exported-notes", "exported"]
+    assert target.stat().st_mode & 0o777 == 0o755
+
+
+def test_nothing_to_do_leaves_the_exported_folder_itself_untouched(tmp_path, monkeypatch):
+    # With every stage current, run_stages must not swap in a copy (the
+    # folder, its mtimes and inodes stay), and leaves no work folder.
+    import site_builder.build as pipeline
+
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    (exported / "manifest.json").write_text('{"format": 1, "models": []}\n')
+    inode = exported.stat().st_ino
+
+    def nothing(options, names, stages):
+        return pipeline.BuildReport(ran={name: [] for name in names}), []
+
+    monkeypatch.setattr(pipeline, "_run_stages_in", nothing)
+    pipeline.run_stages(quick_options(tmp_path, exported=exported))
+    assert exported.stat().st_ino == inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported"]
