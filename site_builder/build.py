@@ -73,6 +73,13 @@ def _describe(name: str, exc: Exception) -> str:
     return f"{name}: {type(exc).__name__}: {exc}"
 
 
+def _has_work(job: ModelJob) -> bool:
+    try:
+        return bool(pending_stages(job))
+    except Exception:          # a damaged manifest entry: run_model says what is wrong
+        return True
+
+
 def _run_in_process(jobs: list[ModelJob]) -> tuple[list[ModelOutcome], list[str]]:
     outcomes, errors = [], []
     for job in jobs:
@@ -177,7 +184,7 @@ def _run_stages_in(options: BuildOptions, names: list[str],
     # costs seconds); up-to-date models are checked in this process. With one
     # job everything runs here, and asking which models are busy would only
     # hash every input and output a second time.
-    pending = [bool(pending_stages(job)) for job in jobs] if options.jobs > 1 else []
+    pending = [_has_work(job) for job in jobs] if options.jobs > 1 else []
     busy = [job for job, work in zip(jobs, pending) if work]
     idle = [job for job, work in zip(jobs, pending) if not work]
     if len(busy) > 1:
