@@ -376,3 +376,18 @@ def test_a_checkpoint_whose_mean_rises_on_the_slider_loses_to_a_steady_one():
     score = checkpoint_score(params, 0.01, num_tasks=100)
     means = score["mean_by_step"][1:]
     assert score["rises"] == sum(b > a for a, b in zip(means, means[1:]))
+
+
+def test_the_build_selects_on_at_least_5000_validation_tasks_of_their_own_seed():
+    """contracts.md: selection on validation tasks only, their own seed, at
+    least 5,000 of them (paper profile), with each model's own procedure."""
+    from meta.evaluate import VALIDATION_SEED
+    from site_builder.config import MODELS, PROFILES
+    from site_builder.stages import selection_settings
+
+    for name, spec in MODELS.items():
+        procedure = spec.inner_procedure(spec.train_config(PROFILES["paper"], 0))
+        settings = selection_settings("paper", procedure)
+        assert settings["seed"] == VALIDATION_SEED != EVAL_SEED
+        assert settings["tasks"] >= 5000 and settings["inner_procedure"] == procedure
+        assert procedure["kind"] == ("proximal" if spec.algorithm == "imaml" else "backtracking")
