@@ -11,22 +11,34 @@
 // slider only chooses which of them to draw as "after" (solid blue) next to
 // the untuned model (dashed light blue). No math is done here but the target.
 //
+// "Your own points" (free mode) drops the sine: a sample goes exactly where
+// the reader clicks (keyboard: Up/Down move the cursor's y too), and the
+// presets place five samples on a line, a step or a parabola (drawn in red in
+// place of the sine), to show what a model meta-learned on sines makes of a
+// task that is not one.
+//
 // For tests and outside tools the element carries data-state
-// ("loading" | "busy" | "ready" | "error") and data-samples (count);
-// element.sineFit exposes the state.
+// ("loading" | "busy" | "ready" | "error"), data-samples (count) and
+// data-mode ("sine" | "free"); element.sineFit exposes the state.
 import { findModel, modelUrl } from "../lib/manifest.js";
 import { checkSignature, loadSession, runGraph } from "../lib/ort-runner.js";
 import {
-  button, createCurve, createPlot, drawAxes, eventToData, htmlElement, linspace, setCurve,
-  setPoints, slider, svgElement,
+  button, createCurve, createPlot, drawAxes, htmlElement, linspace, setCurve, setPoints, slider, svgElement,
 } from "../lib/plot.js";
+import { bindSampleInput } from "../lib/samples.js";
 import { WidgetError } from "../lib/site.js";
 
 const MAX_SAMPLES = 5;
 const QUERY_POINTS = 201;
 const Y_DOMAIN = [-6, 6];
-const CURSOR_STEP = 0.25;     // arrow keys move the keyboard cursor by this much in x
-const TAP_SLOP_PX = 10;       // a pointer that moves further than this is a scroll/drag, not a tap
+
+// Free mode's preset tasks: none of them is a sinusoid of the training family.
+export const PRESETS = {
+  line: { label: "Line", f: (x) => 0.8 * x },
+  step: { label: "Step", f: (x) => (x < 0 ? -2 : 2) },
+  parabola: { label: "Parabola", f: (x) => 0.3 * x * x - 3 },
+};
+const PRESET_X = [-4, -2, 0, 2, 4];
 
 const INPUTS = ["support_x", "support_y", "query_x", "inner_lr"];
 const OUTPUTS = ["query_y", "support_loss"];
@@ -43,7 +55,9 @@ export async function mount(root) {
   checkSignature(session, INPUTS, OUTPUTS);
 
   const widget = new SineFit(root, entry, session);
-  await widget.predict();
+  // If the first run fails, mount fails: main.js then shows the static figure
+  // again with the reason, instead of an empty plot.
+  await widget.predict({ first: true });
   return widget;
 }
 
@@ -59,20 +73,28 @@ class SineFit {
     this.amplitude = clamp(3.0, aLo, aHi);
     this.phase = clamp(0.5, pLo, pHi);
     this.steps = clamp(Number(root.dataset.steps ?? 1), 0, this.maxSteps);
-    this.samples = [];                 // x positions; y is read off the task curve
-    this.cursorX = 0;
-    this.usingKeys = false;            // show the keyboard cursor only to keyboard users
+    this.samples = [];                 // sine mode: x positions (y is read off the task curve); free mode: {x, y}
+    this.mode = "sine";                // "sine" | "free"
+    this.preset = null;                // free mode: the preset whose curve is drawn, if any
     this.queryX = linspace(this.xRange[0], this.xRange[1], QUERY_POINTS);
     this.result = null;                // {sampleCount, queryY: Float32Array rows, supportLoss}
     this.running = false;
     this.dirty = false;
     root.sineFit = this;
+    root.dataset.mode = this.mode;
     this.build(entry, [aLo, aHi], [pLo, pHi]);
     this.drawTask();
   }
 
   target(x) {
     return this.amplitude * Math.sin(x + this.phase);
+  }
+
+  /** The samples as {x, y} points, whatever the mode. */
+  points() {
+    return this.mode === "free"
+      ? this.samples.map((p) => ({ x: p.x, y: p.y }))
+      : this.samples.map((x) => ({ x, y: this.target(x) }));
   }
 
   build(entry, aRange, pRange) {
@@ -85,23 +107,20 @@ class SineFit {
       xDomain: this.xRange, yDomain: Y_DOMAIN,
       label: `Sinusoid task and the ${entry.name} model's predictions. ` +
         "Click or tap to take a sample; with the plot focused, Left and Right move a cursor, " +
-        "Enter or Space takes a sample there, Delete removes the newest sample.",
+        "Enter or Space takes a sample there, Delete removes the newest sample; " +
+        "with your own points, Up and Down move the cursor's height too.",
     });
     this.plot = plot;
     drawAxes(plot, { xLabel: "x", yLabel: "y" });
-    plot.svg.setAttribute("tabindex", "0");
-    plot.svg.setAttribute("role", "application");
     this.targetPath = createCurve(plot, "sine-fit-target");
     this.beforePath = createCurve(plot, "sine-fit-before");
     this.afterPath = createCurve(plot, "sine-fit-after");
     this.sampleGroup = svgElement("g", { class: "sine-fit-samples" }, plot.layers.data);
-    this.cursor = svgElement("line", {
-      class: "sine-fit-cursor", y1: plot.area.top, y2: plot.area.bottom,
-    }, plot.layers.overlay);
     this.hint = svgElement("text", {
       class: "sine-fit-hint", x: (plot.area.left + plot.area.right) / 2, y: plot.area.top + 36, "text-anchor": "middle",
     }, plot.layers.overlay);
-    this.hint.textContent = width < 480 ? "Tap the plot or press 🎲" : "Click or tap the plot, or press 🎲, to take samples";
+    this.sineHint = width < 480 ? "Tap the plot or press 🎲" : "Click or tap the plot, or press 🎲, to take samples";
+    this.hint.textContent = this.sineHint;
 
     const legend = htmlElement("p", { class: "sine-fit__legend" },
       legendItem("sine-fit-key--target", "task"),
@@ -133,67 +152,83 @@ class SineFit {
     const controls = htmlElement("div", { class: "sine-fit__controls" },
       this.amplitudeSlider.element, this.phaseSlider.element, this.stepsSlider.element,
       htmlElement("div", { class: "sine-fit__buttons" }, dice, clear));
-    ui.append(legend, controls, this.readout);
+
+    this.freeToggle = button({
+      label: "Your own points", className: "sine-fit-free",
+      title: "Place samples anywhere, not on the sine", onClick: () => this.setMode(this.mode === "free" ? "sine" : "free"),
+    });
+    this.freeToggle.setAttribute("aria-pressed", "false");
+    this.presetButtons = Object.entries(PRESETS).map(([name, preset]) => {
+      const b = button({
+        label: preset.label, className: `sine-fit-preset sine-fit-preset--${name}`,
+        title: `Five samples of a ${preset.label.toLowerCase()} (your own points)`, onClick: () => this.usePreset(name),
+      });
+      b.dataset.preset = name;
+      return b;
+    });
+    const modes = htmlElement("div", { class: "sine-fit__buttons sine-fit__modes" },
+      this.freeToggle, htmlElement("span", { class: "sine-fit__presets-label" }, "Not a sine:"), ...this.presetButtons);
+    ui.append(legend, controls, modes, this.readout);
     this.root.append(ui);
-    this.bindPointer();
-    this.bindKeys();
-  }
-
-  bindPointer() {
-    const svg = this.plot.svg;
-    let down = null;
-    svg.addEventListener("pointerdown", (event) => {
-      this.usingKeys = false;
-      if (event.button !== 0) return;
-      down = { id: event.pointerId, x: event.clientX, y: event.clientY };
-    });
-    svg.addEventListener("pointercancel", () => { down = null; });
-    svg.addEventListener("pointerup", (event) => {
-      if (!down || down.id !== event.pointerId) return;
-      const moved = Math.hypot(event.clientX - down.x, event.clientY - down.y);
-      down = null;
-      if (moved > TAP_SLOP_PX) return;
-      const p = eventToData(this.plot, event);
-      if (!p || p.x < this.xRange[0] || p.x > this.xRange[1]) return;
-      this.cursorX = p.x;
-      this.addSample(p.x);
+    this.input = bindSampleInput(plot, {
+      onTake: (p) => this.addSample(p),
+      onRemoveLast: () => this.setSamples(this.samples.slice(0, -1)),
+      freeY: () => this.mode === "free",
     });
   }
 
-  bindKeys() {
-    const svg = this.plot.svg;
-    const [lo, hi] = this.xRange;
-    svg.addEventListener("keydown", (event) => {
-      const big = event.shiftKey ? 4 : 1;
-      switch (event.key) {
-        case "ArrowLeft": this.cursorX = Math.max(lo, this.cursorX - CURSOR_STEP * big); break;
-        case "ArrowRight": this.cursorX = Math.min(hi, this.cursorX + CURSOR_STEP * big); break;
-        case "Home": this.cursorX = lo; break;
-        case "End": this.cursorX = hi; break;
-        case "Enter": case " ": this.addSample(this.cursorX); break;
-        case "Delete": case "Backspace": this.setSamples(this.samples.slice(0, -1)); break;
-        default: return;
-      }
-      event.preventDefault();
-      this.usingKeys = true;
-      this.drawCursor();
-    });
-    svg.addEventListener("focus", () => this.drawCursor());
-    svg.addEventListener("blur", () => this.drawCursor());
+  /** "sine": samples lie on the task's sine; "free": where the reader puts them. Clears the samples. */
+  setMode(mode) {
+    if (mode !== "sine" && mode !== "free") throw new WidgetError(`unknown mode "${mode}"; allowed: sine, free`);
+    this.mode = mode;
+    this.preset = null;
+    this.root.dataset.mode = mode;
+    this.freeToggle.setAttribute("aria-pressed", String(mode === "free"));
+    this.amplitudeSlider.input.disabled = mode === "free";
+    this.phaseSlider.input.disabled = mode === "free";
+    this.hint.textContent = mode === "free" ? "Click or tap where a sample should go, or pick a preset"
+      : this.sineHint;
+    this.input.refresh();
+    this.setSamples([]);
   }
 
-  addSample(x) {
-    // A sixth sample replaces the oldest one.
-    this.setSamples([...this.samples, x].slice(-MAX_SAMPLES));
+  /** Free mode with five samples of a preset curve (PRESETS), drawn in place of the sine. */
+  usePreset(name) {
+    const preset = PRESETS[name];
+    if (!preset) throw new WidgetError(`unknown preset "${name}"; allowed: ${Object.keys(PRESETS).join(", ")}`);
+    if (this.mode !== "free") this.setMode("free");
+    this.preset = name;
+    this.setSamples(PRESET_X.map((x) => ({ x, y: preset.f(x) })));
+  }
+
+  /** Take a sample at the point {x, y} (sine mode uses x only). A sixth sample replaces the oldest one. */
+  addSample(p) {
+    if (this.mode === "free") this.preset = null;    // the points no longer follow the preset's curve
+    this.setSamples([...this.samples, this.mode === "free" ? p : p.x]);
   }
 
   randomSamples() {
     const [lo, hi] = this.xRange;
-    this.setSamples(Array.from({ length: MAX_SAMPLES }, () => lo + Math.random() * (hi - lo)));
+    const xs = Array.from({ length: MAX_SAMPLES }, () => lo + Math.random() * (hi - lo));
+    if (this.mode === "sine") {
+      this.setSamples(xs);
+    } else {
+      const f = this.preset ? PRESETS[this.preset].f : () => (Math.random() * 2 - 1) * 4;
+      this.setSamples(xs.map((x) => ({ x, y: f(x) })));
+    }
   }
 
-  setSamples(xs) {
-    this.samples = xs;
+  /** Replace the samples: x positions in sine mode, {x, y} points in free mode.
+   *  Values outside the plot are clamped to it, non-numbers dropped, and only
+   *  the newest five are kept. */
+  setSamples(samples) {
+    const [xLo, xHi] = this.xRange;
+    const clampX = (x) => Math.min(xHi, Math.max(xLo, x));
+    const clampY = (y) => Math.min(Y_DOMAIN[1], Math.max(Y_DOMAIN[0], y));
+    const kept = this.mode === "free"
+      ? samples.filter((p) => Number.isFinite(p?.x) && Number.isFinite(p?.y)).map((p) => ({ x: clampX(p.x), y: clampY(p.y) }))
+      : samples.filter(Number.isFinite).map(clampX);
+    this.samples = kept.slice(-MAX_SAMPLES);
     this.changed();
   }
 
@@ -203,7 +238,7 @@ class SineFit {
     this.predict();
   }
 
-  async predict() {
+  async predict({ first = false } = {}) {
     if (this.running) {
       this.dirty = true;
       return;
@@ -213,8 +248,9 @@ class SineFit {
     try {
       do {
         this.dirty = false;
-        const xs = this.samples.slice();
-        const ys = xs.map((x) => this.target(x));
+        const points = this.points();
+        const xs = points.map((p) => p.x);
+        const ys = points.map((p) => p.y);
         const out = await runGraph(this.session, {
           support_x: { data: xs, dims: [xs.length, 1] },
           support_y: { data: ys, dims: [ys.length, 1] },
@@ -234,6 +270,7 @@ class SineFit {
       } while (this.dirty);
       this.root.dataset.state = "ready";
     } catch (err) {
+      if (first) throw err;
       this.root.dataset.state = "error";
       this.readout.textContent = `The model failed to run: ${err.message}`;
       console.warn("sine-fit:", err);
@@ -243,26 +280,16 @@ class SineFit {
   }
 
   drawTask() {
-    setCurve(this.plot, this.targetPath, this.queryX, this.queryX.map((x) => this.target(x)));
-    setPoints(this.plot, this.sampleGroup, this.samples.map((x) => ({ x, y: this.target(x) })), {
-      className: "sine-fit-sample",
-    });
+    // The red curve: the sine, a preset's curve in free mode, or nothing for points placed by hand.
+    const curve = this.mode === "sine" ? (x) => this.target(x) : this.preset ? PRESETS[this.preset].f : null;
+    setCurve(this.plot, this.targetPath, curve ? this.queryX : [], curve ? this.queryX.map(curve) : []);
+    setPoints(this.plot, this.sampleGroup, this.points(), { className: "sine-fit-sample" });
     this.root.dataset.samples = String(this.samples.length);
     this.hint.style.display = this.samples.length ? "none" : "";
   }
 
-  drawCursor() {
-    // The cursor is for keyboard use; a mouse or touch user has the pointer.
-    const svg = this.plot.svg;
-    const show = document.activeElement === svg && (this.usingKeys || svg.matches(":focus-visible"));
-    this.cursor.style.display = show ? "" : "none";
-    const px = this.plot.x(this.cursorX).toFixed(2);
-    this.cursor.setAttribute("x1", px);
-    this.cursor.setAttribute("x2", px);
-  }
-
   draw() {
-    this.drawCursor();
+    this.input.refresh();
     const result = this.result;
     if (!result) return;
     const steps = Math.min(this.steps, result.queryY.length - 1);
