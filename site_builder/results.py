@@ -16,6 +16,9 @@ Markdown. Blocks (see ``BLOCKS``):
     protocol         how the numbers were measured
     table            query MSE, mean ± 95% CI, for K = 5, 10, 20 after 0, 1, 10 steps,
                      with published numbers beside ours
+    robust           for every model and K after 1 and 10 steps: median, blown-up tasks,
+                     and whether the mean falls at every step from 1 to 10
+    selection        which checkpoint each model is, chosen on validation tasks
     mse-figure       query MSE against adaptation steps, one panel per K
     config           each model's training configuration
     training-figure  meta-loss against meta-iteration, and what it measures per algorithm
@@ -330,10 +333,13 @@ def block_protocol(ctx: Context) -> str:
     if not ctx.measured:
         return "*Nothing has been measured yet.*"
     task = next((m.entry["task"] for m in ctx.measured if m.entry and "task" in m.entry), None)
-    protocols = {}
+    protocols, procedures = {}, {}
     for m in ctx.measured:
-        p = {k: v for k, v in m.evaluation["protocol"].items() if k != "inner_lr"}
+        p = {k: v for k, v in m.evaluation["protocol"].items()
+             if k not in ("inner_lr", "inner_procedure")}
         protocols.setdefault(json.dumps(p, sort_keys=True), (p, []))[1].append(m)
+        procedure = m.evaluation["protocol"].get("inner_procedure")
+        procedures.setdefault(json.dumps(procedure, sort_keys=True), (procedure, []))[1].append(m)
     lines = []
     if task:
         lines.append(f"The tasks are sinusoids y = A·sin(x + φ) with amplitude A drawn uniformly "
@@ -349,16 +355,34 @@ def block_protocol(ctx: Context) -> str:
             f"evaluation seed ({p.get('seed', '?')}) that no training run uses. For each "
             f"K ∈ {{{shots}}}, K support points are drawn uniformly from the input range, and "
             f"the query set is **{p.get('query_points', '?')} evenly spaced points** across it. "
-            f"Starting from the trained parameters, gradient descent on the support MSE "
-            f"runs for 0 to {p.get('max_steps', EVAL_MAX_STEPS)} steps at the model's "
-            f"adaptation rate α, each step safeguarded by backtracking (a step that would raise "
-            f"the support loss is halved, up to four times, and skipped if it still would; see "
-            f"below), and the query MSE of every task is recorded after each step. "
+            f"Starting from the trained parameters, each model adapts for 0 to "
+            f"{p.get('max_steps', EVAL_MAX_STEPS)} steps at its adaptation rate α, and the query "
+            f"MSE of every task is recorded after each step. "
             f"We report the mean over tasks ± the half-width of its 95% confidence interval, "
-            f"1.96·σ/√n with n = {p['num_tasks']:,}.")
+            f"1.96·σ/√n with n = {p['num_tasks']:,}, beside the median and the number of tasks "
+            f"that blew up.")
+    for procedure, members in procedures.values():
+        who = "Every model" if len(procedures) == 1 else _names(members)
+        lines.append(f"{who} adapts with {_procedure_words(procedure)}.")
     rates = ", ".join(f"`{m.name}` α = {_number(m.inner_lr)}" for m in ctx.measured)
     lines.append(f"Adaptation rates: {rates}.")
     return "\n\n".join(lines)
+
+
+def _procedure_words(procedure: dict | None) -> str:
+    """How a protocol's adaptation steps work, in the page's words."""
+    kind = (procedure or {}).get("kind")
+    if kind == "proximal":
+        return (f"iMAML's own inner solver: gradient steps on the support MSE plus "
+                f"λ/2·‖ϕ − θ‖² (λ = {_number(procedure.get('lam'))}, θ the trained parameters), "
+                "a step that would not lower that sum being refused and the step length halved "
+                "for the next one (see below)")
+    if kind == "backtracking":
+        return ("gradient descent on the support MSE, each step safeguarded by backtracking (a "
+                f"step that would raise the support loss is halved, up to "
+                f"{_number(procedure.get('halvings', 4))} times, and skipped if it still would; "
+                "see below)")
+    return "plain gradient descent on the support MSE"
 
 
 def _published_rows(shots: int, steps: tuple[int, ...]) -> list[list[str]]:
@@ -407,6 +431,79 @@ def block_table(ctx: Context) -> str:
     if not measured:
         notes.insert(0, "*No model has results yet; only the published numbers are shown.*")
     return text + "\n\n" + "\n".join(notes)
+
+
+#: Steps after which the robust-figures table reports median and blown-up tasks.
+ROBUST_STEPS = (1, EVAL_MAX_STEPS)
+
+
+def _falls(mean: list) -> str:
+    """Whether a mean curve falls at every step from 1 to the last, in words."""
+    rises = [s + 2 for s, (a, b) in enumerate(zip(mean[1:], mean[2:]))
+             if a is None or b is None or b > a]
+    if not rises:
+        return "yes"
+    return "no (rises at step " + ", ".join(str(s) for s in rises) + ")"
+
+
+def block_robust(ctx: Context) -> str:
+    """Median and blown-up count beside every mean of the table (contracts.md),
+    and whether the mean falls from step to step as the slider moves."""
+    measured = ctx.measured
+    if not measured:
+        return "*No model has results yet.*"
+    header = ["model", "K"]
+    for s in ROBUST_STEPS:
+        header += [f"median, {_steps_label(s)}", f"blown up, {_steps_label(s)}"]
+    header.append("mean falls at every step 1→10")
+    rows = []
+    for m in measured:
+        for k in [int(k) for k in _shots(measured)]:
+            curve = m.evaluation["query_mse"].get(str(k))
+            if curve is None:
+                continue
+            n = m.evaluation["protocol"]["num_tasks"]
+            cells = []
+            for s in ROBUST_STEPS:
+                if s >= len(curve["mean"]):
+                    cells += ["—", "—"]
+                    continue
+                median = curve["median"][s]
+                cells += ["∞" if median is None else f"{median:.{_decimals(median)}f}",
+                          f"{curve['diverged'][s]:,}/{n:,}"]
+            rows.append([f"`{m.name}`", str(k), *cells, _falls(curve["mean"])])
+    return (_table(header, rows) + "\n\n*Median query MSE over the test tasks, and how many of "
+            "them blew up (query MSE above 50 or not finite), after one and after ten steps; the "
+            "last column says whether the mean error of the table above drops from each step to "
+            "the next between step 1 and step 10.*")
+
+
+def block_selection(ctx: Context) -> str:
+    """Which checkpoint of its run each model is, and how it was chosen."""
+    rows = []
+    settings_seen = None
+    for m in ctx.models:
+        selection = (m.entry or {}).get("selection")
+        if not selection:
+            continue
+        settings = selection.get("settings", {})
+        settings_seen = settings_seen or settings
+        scored = [c for c in selection.get("checkpoints", []) if "iteration" in c]
+        chosen = selection.get("chosen")
+        kept = next((c for c in scored if c["iteration"] == chosen), {})
+        total = m.train.get("iterations")
+        rows.append([f"`{m.name}`", ", ".join(_number(c["iteration"]) for c in scored),
+                     f"{_number(chosen)} of {_number(total)}" if total else _number(chosen),
+                     "—" if kept.get("score") is None else f"{kept['score']:.3f}",
+                     _number(kept.get("inner_lr", m.inner_lr))])
+    if not rows:
+        return "*No model records how its checkpoint was chosen.*"
+    header = ["model", "checkpoints scored (iteration)", "kept", "validation score", "α"]
+    note = ("*Validation score: the five-shot query MSE averaged over steps 1 to 10 on the "
+            f"{_number(settings_seen.get('tasks', '?'))} validation tasks (seed "
+            f"{settings_seen.get('seed', '?')}, never a test seed), each model adapting with its "
+            "own inner procedure.*")
+    return _table(header, rows) + "\n\n" + note
 
 
 def _figure(ctx: Context, target: str, alt: str, caption: str) -> str:
@@ -520,6 +617,8 @@ BLOCKS: dict[str, Callable[[Context], str]] = {
     "status": block_status,
     "protocol": block_protocol,
     "table": block_table,
+    "robust": block_robust,
+    "selection": block_selection,
     "mse-figure": block_mse_figure,
     "config": block_config,
     "training-figure": block_training_figure,
