@@ -10,7 +10,7 @@
 //
 // Material's instant navigation swaps page content without reloading, and
 // emits the new document on document$; everything is (re)done there.
-import { showWidgetError } from "./lib/site.js";
+import { showWidgetError, siteUrl } from "./lib/site.js";
 
 // One module per widget kind, loaded only on pages that use it, and only when
 // one of its widgets comes near the viewport. `model`: whether the widget runs
@@ -39,6 +39,27 @@ const ON_SCREEN = "0px";
 const AHEAD = "150% 0px";
 const READER_MOVES = ["scroll", "wheel", "keydown", "pointerdown", "touchstart"];
 
+// The ONNX runtime's WebAssembly binary (14 MB; the file lib/ort-runner.js
+// loads). Fetched as soon as the first widget with a model starts, alongside
+// the widget's own modules and model, rather than after them.
+const ORT_WASM = siteUrl("assets/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm");
+let runtimeWarmed = false;
+
+function warmRuntime() {
+  if (runtimeWarmed) return;
+  runtimeWarmed = true;
+  // onnxruntime-web fetches the binary with credentials "same-origin", which
+  // is what a crossorigin="anonymous" preload matches: one download, not two.
+  const preload = document.createElement("link");
+  preload.rel = "preload";
+  preload.as = "fetch";
+  preload.crossOrigin = "anonymous";
+  preload.href = ORT_WASM.href;
+  document.head.append(preload);
+  // The runtime's module too; a failure here is the widget's to report.
+  import("./lib/ort-runner.js").then((ort) => ort.loadOrt()).catch(() => {});
+}
+
 function loadingText(kind) {
   return WIDGETS[kind]?.model ? "Loading the interactive model…" : "Loading the interactive figure…";
 }
@@ -52,6 +73,7 @@ function mount(element) {
     showWidgetError(element, new Error(`this site has no widget called "${kind}"`));
     return;
   }
+  if (widget.model) warmRuntime();
   // The build's static figure stays visible, under a loading notice, until
   // the widget draws its own content in its place (before the next paint, so
   // the two are never shown together and the box does not grow in between);
