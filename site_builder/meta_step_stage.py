@@ -1,0 +1,176 @@
+"""The meta-step graphs in the build: one meta-iteration of each algorithm as ONNX.
+
+For pretrained, MAML, first-order MAML and Reptile (BUILD_ALGORITHMS) the
+build exports the graph of its registered model's paper configuration
+(site_builder/config.py: inner steps, options, learning rates) as
+``<algorithm>-meta-step.onnx``. Like the toy stage, each export hashes what
+it depends on (the code of meta/ it runs and the configuration) and runs only
+when that hash differs from the one the manifest recorded, or its file is gone
+or altered. Nothing is trained, so --retrain does not touch them.
+
+Each graph gets a manifest entry of its own: the contract's fields (``train``
+and ``metrics`` null; ``inner_lr`` and ``steps`` the paper configuration's
+inner learning rate and inner steps per meta-iteration), ``graph`` (its inputs
+and outputs) and ``meta_step`` (the configuration it performs). The task
+family is "sinusoid-meta-step": widgets that take every "sinusoid" entry for
+an adaptation graph (the all-models widget) leave these alone.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .hashing import file_sha256, inputs_hash, source_hashes
+
+log = logging.getLogger("site_builder")
+
+EXPORT_SOURCES = ("meta/meta_step.py", "meta/export.py", "meta/model.py", "meta/tasks.py",
+                  "meta/algorithms/*.py")
+FAMILY = "sinusoid-meta-step"
+
+
+def entry_name(algorithm: str) -> str:
+    return f"{algorithm}-meta-step"
+
+
+#: The algorithms whose meta-step graph the build exports. meta/meta_step.py
+#: exports iMAML's too, but its graph (ten proximal steps and five CG
+#: iterations unrolled) takes about 100 s to export here and is 132 KB.
+BUILD_ALGORITHMS = ("pretrained", "maml", "fomaml", "reptile")
+
+
+def graph_names() -> list[str]:
+    return [entry_name(a) for a in BUILD_ALGORITHMS]
+
+
+def paper_config(algorithm: str):
+    """The TrainConfig of the algorithm's registered sinusoid model, paper profile."""
+    from .config import MODELS, PROFILES
+
+    spec = next(s for s in MODELS.values() if s.algorithm == algorithm)
+    return spec.train_config(PROFILES["paper"], 0)
+
+
+def describe(cfg) -> dict:
+    """The manifest's ``meta_step`` field: what one run of the graph does."""
+    from meta import algorithms
+    from meta.meta_step import BETA1, BETA2, DATA_USE, EPS
+
+    optimizer = algorithms.get(cfg.algorithm).OUTER_OPTIMIZER
+    return {
+        "inner_steps": cfg.inner_steps,
+        "inner_lr": cfg.inner_lr,
+        "meta_lr": cfg.meta_lr,
+        "options": dict(cfg.options),
+        "outer_optimizer": ({"kind": "adam", "betas": [BETA1, BETA2], "eps": EPS}
+                            if optimizer == "adam" else {"kind": "sgd"}),
+        "meta_batch_size": cfg.meta_batch_size, "k_support": cfg.k_support, "k_query": cfg.k_query,
+        "data": DATA_USE[cfg.algorithm],
+        "note": "inner_lr and meta_lr are inputs (these are the paper configuration's values); "
+                "inner_steps and options are fixed in the graph; T, K and Q are dynamic",
+    }
+
+
+def _intact(exported: Path, entry: dict) -> bool:
+    path = exported / entry["file"]
+    return path.is_file() and file_sha256(path) == entry.get("sha256")
+
+
+def run_meta_step_stage(exported: Path, repo_root: Path,
+                        recorded: dict[str, dict]) -> tuple[dict[str, dict], list[str]]:
+    """Export the meta-step graphs where stale. Returns the new manifest
+    entries by name and the graphs that were written."""
+    from meta.meta_step import SIGNATURE, export_meta_step
+    from meta.tasks import SINUSOID
+
+    code = source_hashes(repo_root, EXPORT_SOURCES)
+    entries, ran = {}, []
+    for algorithm in BUILD_ALGORITHMS:
+        name = entry_name(algorithm)
+        cfg = paper_config(algorithm)
+        old = recorded.get(name, {})
+        entry = {
+            "name": name, "algorithm": algorithm,
+            "task": {**SINUSOID.describe(), "family": FAMILY},
+            "file": f"{name}.onnx", "sha256": old.get("sha256"),
+            "inner_lr": cfg.inner_lr, "steps": cfg.inner_steps, "train": None, "metrics": None,
+            "graph": SIGNATURE, "meta_step": describe(cfg),
+            "inputs": {"export": inputs_hash(code=code, config=cfg.to_dict())},
+        }
+        entries[name] = entry
+        if (old.get("inputs") or {}).get("export") == entry["inputs"]["export"] \
+                and _intact(exported, entry):
+            continue
+        log.info("%s: exporting the meta-step graph", name)
+        export_meta_step(cfg, exported / entry["file"])
+        entry["sha256"] = file_sha256(exported / entry["file"])
+        ran.append(f"{name}: export")
+    return entries, ran
+
+
+#: `maml-site check`: the graph's one meta-iteration against PyTorch's (meta/train.py's step).
+PARITY_TOLERANCE = 1e-5
+PARITY_SEED = 4242
+
+
+def parity_error(path: Path, algorithm: str) -> float:
+    """Largest |ONNX − PyTorch| / max(1, |PyTorch|) over the outputs of two
+    meta-iterations (from the paper initialisation, zero moments; then from
+    where PyTorch got to) on seeded batches of 25 tasks, K = 10 + 10."""
+    import numpy as np
+    import torch
+
+    from meta.meta_step import TorchMetaStep, example_inputs, run_meta_step
+    from meta.tasks import SINUSOID
+
+    cfg = paper_config(algorithm)
+    start = example_inputs(cfg)
+    reference = TorchMetaStep(cfg, start["params"])
+    hyper = {"inner_lr": start["inner_lr"], "meta_lr": start["meta_lr"]}
+    generator = torch.Generator().manual_seed(PARITY_SEED)
+    worst = 0.0
+    for iteration in range(2):
+        batch = SINUSOID.sample_batch(25, 10, 10, generator)
+        before = {**reference.state(), "step": np.float32(iteration)}
+        got = run_meta_step(path, {**before, **batch._asdict(), **hyper})
+        loss = reference(batch)
+        expected = {f"new_{k}": v for k, v in reference.state().items()}
+        expected.update(new_step=np.float32(iteration + 1), meta_loss=np.float32(loss))
+        for key, value in expected.items():
+            value = np.asarray(value)
+            if got[key].shape != value.shape or not np.isfinite(got[key]).all():
+                return float("inf")
+            error = np.max(np.abs(got[key] - value) / np.maximum(1.0, np.abs(value)), initial=0.0)
+            worst = max(worst, float(error))
+    return worst
+
+
+def check_meta_step_graphs(exported: Path, entries: dict[str, dict]) -> tuple[list[str], list[str]]:
+    """(problems, notes) for `maml-site check`: every meta-step entry's file is
+    as recorded and its graph matches PyTorch's meta-iteration within 1e-5. A
+    manifest from before these graphs existed (none listed) is a note."""
+    names = graph_names()
+    if not any(name in entries for name in names):
+        return [], ["the manifest lists no meta-step graphs yet; `maml-site build` exports them"]
+    problems: list[str] = []
+    for name in names:
+        entry = entries.get(name)
+        if entry is None:
+            problems.append(f"{name}: not in the manifest; run `maml-site build`")
+            continue
+        path = exported / str(entry.get("file"))
+        if not entry.get("file") or not path.is_file():
+            problems.append(f"{name}: {entry.get('file')} is missing from {exported}")
+            continue
+        if file_sha256(path) != entry.get("sha256"):
+            problems.append(f"{name}: {entry['file']} does not match the sha256 in the manifest; "
+                            "run `maml-site build`")
+            continue
+        error = parity_error(path, entry["algorithm"])
+        if error > PARITY_TOLERANCE:
+            problems.append(f"{name}: ONNX and PyTorch meta-iterations differ by {error:.3g} "
+                            f"(> {PARITY_TOLERANCE:g}); run `maml-site build`")
+        else:
+            log.info("%s: file matches the manifest; ONNX vs PyTorch meta-iteration max error %.2g",
+                     name, error)
+    return problems, []
