@@ -213,6 +213,15 @@ def _run_stages_in(options: BuildOptions, names: list[str],
         else:
             updated.update(toy_entries)
             report.ran["toy problems"] = toy_ran
+    if "export" in stages and not errors and names == list(MODELS):   # meta-step graphs (issue 12)
+        from .meta_step_stage import run_meta_step_stage
+        try:
+            meta_entries, meta_ran = run_meta_step_stage(exported, options.repo_root, recorded)
+        except Exception as exc:
+            errors.append(_describe("meta-step graphs", exc))
+        else:
+            updated.update(meta_entries)
+            report.ran.update({"meta-step graphs": meta_ran} if meta_ran else {})
     if updated:
         exported.mkdir(parents=True, exist_ok=True)
         report.manifest_changed = manifest.write(exported, old, updated)

@@ -188,6 +188,9 @@ def check(exported: Path, repo_root: Path) -> list[str]:
             log.info("%s: files match the manifest; ONNX vs PyTorch max error %.2g", name, error)
         notes += _stale_notes(repo_root, entry)
     problems += _check_toy_graphs(exported, entries)
+    from .meta_step_stage import check_meta_step_graphs      # issue 12: meta-step graphs
+    more_problems, more_notes = check_meta_step_graphs(exported, entries)
+    problems, notes = problems + more_problems, notes + more_notes
     if problems:
         raise BuildFailure("check failed:\n  " + "\n  ".join(problems))
     for note in notes:

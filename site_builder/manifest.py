@@ -44,7 +44,9 @@ def entry_order() -> list[str]:
     """The manifest's entries in order: the registered models, then the toy graphs."""
     from .toy_stage import graph_names
 
-    return list(MODELS) + graph_names()
+    from .meta_step_stage import graph_names as meta_step_names
+
+    return list(MODELS) + graph_names() + meta_step_names()
 
 
 def entries_by_name(manifest: dict) -> dict[str, dict]:

@@ -172,6 +172,46 @@ def test_unknown_algorithm_is_one_clear_error():
         build_meta_step_model(SimpleNamespace(algorithm="nope"))
 
 
+@pytest.mark.slow
+def test_the_build_lists_the_meta_step_graphs_and_check_verifies_them(quick_build, tmp_path):
+    """The session's quick build (tests/conftest.py) exports the four graphs
+    into exported/, lists them after the models and the toy graphs (task
+    family "sinusoid-meta-step", so widgets that take every "sinusoid" entry
+    for an adaptation graph leave them alone), the site serves them, and
+    `maml-site check` holds them to PyTorch and names a damaged one."""
+    import shutil
+
+    from site_builder import manifest
+    from site_builder.check import check
+    from site_builder.config import REPO_ROOT
+    from site_builder.errors import BuildFailure
+    from site_builder.hashing import file_sha256
+    from site_builder.meta_step_stage import graph_names
+
+    data = manifest.read(quick_build.exported)
+    names = [m["name"] for m in data["models"]]
+    assert names[-4:] == graph_names() == [f"{a}-meta-step" for a in ALGORITHMS]
+    entries = manifest.entries_by_name(data)
+    for algorithm in ALGORITHMS:
+        entry, cfg = entries[f"{algorithm}-meta-step"], paper_config(algorithm)
+        assert entry["algorithm"] == algorithm and entry["task"]["family"] == "sinusoid-meta-step"
+        assert entry["file"] == f"{algorithm}-meta-step.onnx"
+        assert entry["sha256"] == file_sha256(quick_build.exported / entry["file"])
+        assert entry["graph"] == SIGNATURE
+        assert (entry["inner_lr"], entry["steps"]) == (cfg.inner_lr, cfg.inner_steps)
+        assert entry["meta_step"]["meta_lr"] == cfg.meta_lr
+        assert entry["meta_step"]["outer_optimizer"]["kind"] == algorithms.get(algorithm).OUTER_OPTIMIZER
+        assert (quick_build.site / "assets" / "models" / entry["file"]).is_file()
+    assert entries["reptile-meta-step"]["steps"] == 5 and entries["pretrained-meta-step"]["steps"] == 0
+    check(quick_build.exported, REPO_ROOT)
+    copy = tmp_path / "exported"
+    shutil.copytree(quick_build.exported, copy)
+    graph = copy / "fomaml-meta-step.onnx"
+    graph.write_bytes(graph.read_bytes() + b"\0")
+    with pytest.raises(BuildFailure, match=r"fomaml-meta-step: fomaml-meta-step\.onnx does not match"):
+        check(copy, REPO_ROOT)
+
+
 #: Operators the meta-step graphs may contain (all run in onnxruntime-web's wasm backend).
 ALLOWED_OPS = frozenset({
     "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Sqrt", "MatMul", "Gemm", "Transpose", "Relu",
