@@ -154,6 +154,8 @@ def site_bytes(site: Path) -> int:
 
 def serve(site: Path):
     server = toy_drag.serve(site)
+    # A page closed mid-download (the runtime of a widget further down) is not news.
+    server.handle_error = lambda request, client_address: None
     return server, f"http://127.0.0.1:{server.server_port}/"
 
 
