@@ -236,12 +236,20 @@ def _job(repo_root: Path) -> ModelJob:
                     exported=repo_root / "exported", repo_root=repo_root, recorded={})
 
 
-def test_weights_with_no_stable_rate_fail_the_build_with_a_way_on():
+def _rate_from_validation(monkeypatch):
+    """iMAML as a model that picks its adaptation rate from candidates on
+    validation tasks (none of the registered models does at present)."""
+    monkeypatch.setitem(MODELS, "imaml-sinusoid",
+                        replace(MODELS["imaml-sinusoid"], adapt_lr=(0.001, 0.0025, 0.01)))
+
+
+def test_weights_with_no_stable_rate_fail_the_build_with_a_way_on(monkeypatch):
     # A θ so sharp that every candidate rate blows up on some validation task
     # (it can happen to iMAML after a retrain on other hardware) must stop the
     # build with the reason and what to do, not with a bare ValueError.
     from site_builder.stages import adapt_rate
 
+    _rate_from_validation(monkeypatch)
     job = replace(_job(REPO_ROOT), name="imaml-sinusoid")
     spec = MODELS["imaml-sinusoid"]
     cfg = spec.train_config(PROFILES["quick"], 0)
@@ -263,6 +271,7 @@ def test_weights_with_no_stable_rate_leave_exported_as_it_was(quick_build, tmp_p
         raise ValueError(f"every candidate rate {list(candidates)} diverged on some validation task")
 
     monkeypatch.setattr("meta.evaluate.choose_inner_lr", no_stable_rate)
+    _rate_from_validation(monkeypatch)
     options = quick_options(tmp_path, exported=exported, jobs=1, retrain=True)
     with pytest.raises(BuildFailure, match="^imaml-sinusoid: every candidate rate"):
         run_stages(options, ["imaml-sinusoid"], stages=("train",))
