@@ -161,6 +161,9 @@ def test_signature_documents_every_input_and_output():
     assert names == list(INPUT_NAMES) + list(OUTPUT_NAMES)
     assert all(s["meaning"] and s["type"] == "float32" for s in SIGNATURE["inputs"])
     assert NUM_PARAMS == 1761
+    from site_builder.meta_step_stage import BUILD_ALGORITHMS
+
+    assert BUILD_ALGORITHMS == ALGORITHMS == ("pretrained", "maml", "fomaml", "reptile")
 
 
 def test_unknown_algorithm_is_one_clear_error():
