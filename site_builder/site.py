@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -167,6 +168,7 @@ def run_mkdocs(repo_root: Path, docs_dir: Path, site_dir: Path) -> None:
                 config.plugins.on_shutdown()
             # KaTeX in the build, so pages ship typeset math and not the script.
             render_site_math(repo_root, fresh)
+            prune_theme_extras(fresh, _search_languages(config))
         except MkDocsException as exc:
             details = "".join(f"\n  {line}" for line in warnings.lines)
             raise BuildFailure(f"MkDocs failed: {exc.format_message()}{details}") from exc
@@ -179,6 +181,40 @@ def run_mkdocs(repo_root: Path, docs_dir: Path, site_dir: Path) -> None:
         mkdocs_log.removeHandler(warnings)
         if fresh.exists():
             shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _search_languages(config) -> list[str]:
+    search = config.plugins.get("search")
+    langs = getattr(search, "config", {}).get("lang") if search else None
+    return list(langs or ["en"])
+
+
+_SOURCE_MAP_COMMENT = re.compile(r"\n?(//# sourceMappingURL=[^\n]*|/\*# sourceMappingURL=[^*]*\*/)\s*$")
+
+
+def prune_theme_extras(site: Path, search_languages: list[str]) -> list[Path]:
+    """Remove what Material copies into every site but no page of this one
+    loads, so the site stays small: the source maps of its scripts and
+    stylesheets (1.4 MB; only a developer's tools ask for them, and the
+    sourceMappingURL comments go with them) and, when search is English only, lunr's support
+    for other languages (0.9 MB: stemmers and the Thai and Japanese word
+    segmenters, fetched only for those languages). Returns what was removed."""
+    removed = []
+    for source_map in sorted((site / "assets").rglob("*.map")):
+        mapped = source_map.with_suffix("")             # bundle.min.js, main.min.css
+        if mapped.is_file():
+            text = mapped.read_text(encoding="utf-8")
+            kept = _SOURCE_MAP_COMMENT.sub("", text)
+            if kept != text:
+                atomic.write_text(mapped, kept)
+        source_map.unlink()
+        removed.append(source_map)
+    scripts = site / "assets" / "javascripts"
+    lunr = scripts / "lunr"
+    if set(search_languages) <= {"en"} and lunr.is_dir():
+        removed.extend(sorted(p for p in lunr.rglob("*") if p.is_file()))
+        shutil.rmtree(lunr)
+    return removed
 
 
 class _WarningCollector(logging.Handler):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def test_copies_only_the_files_pages_load(tmp_path):
     fonts = {n for n in names if n.startswith("katex/fonts/")}
     css = (tmp_path / "katex/katex.min.css").read_text()
     assert fonts and all(Path(f).name in css for f in fonts)
+    # woff2 only: every browser that runs the site's module scripts reads it first.
+    assert all(f.endswith(".woff2") for f in fonts)
+    assert {Path(f).name for f in fonts} == set(re.findall(r"fonts/([\w-]+\.woff2)", css))
     assert sum(p.stat().st_size for p in files) < 20_000_000   # vs ~150 MB of node_modules
     for p in files:
         rel = p.relative_to(tmp_path)
@@ -70,3 +74,16 @@ def test_version_differing_from_the_lock_is_refused(tmp_path):
     with pytest.raises(BrowserAssetsError, match=r"katex is version 0\.0\.1 but package-lock\.json pins .*npm ci"):
         copy_browser_assets(fake_repo(tmp_path, wrong), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_site_ships_no_source_maps_and_no_lunr_languages_it_does_not_search(built_site):
+    """Material copies source maps and lunr's other-language support into every
+    site; this one searches English only and no page loads either."""
+    scripts = built_site / "assets" / "javascripts"
+    assert not list(built_site.rglob("*.map"))
+    assert not (scripts / "lunr").exists()
+    bundles = list(scripts.glob("bundle.*.min.js")) + list((scripts / "workers").glob("search.*.min.js"))
+    assert len(bundles) == 2
+    for bundle in bundles:
+        assert "sourceMappingURL" not in bundle.read_text(encoding="utf-8")
+    assert (built_site / "search" / "search_index.json").is_file()
