@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from meta.evaluate import EVAL_SEED, summary_metrics
-from meta.export import SIGNATURE
+from meta.export import signature
 from meta.model import LAYER_SIZES, init_params
 from meta.tasks import SINUSOID
 from site_builder import atomic, manifest
@@ -97,9 +97,13 @@ def test_manifest_follows_the_contract_and_hashes_its_files(quick_build):
         if spec.validates_lr:
             assert entry["inner_lr"] in spec.adapt_lr
         else:
-            assert entry["inner_lr"] == spec.inner_lr(spec.train_config(PROFILES["quick"], 0)) == 0.01
+            # The training rate, or the fixed adaptation rate a model states (iMAML's proximal steps).
+            assert entry["inner_lr"] == spec.inner_lr(spec.train_config(PROFILES["quick"], 0))
+            assert entry["inner_lr"] == (0.01 if spec.adapt_lr is None else spec.adapt_lr)
         assert entry["steps"] == 10
-        assert entry["graph"] == SIGNATURE     # the graph's inputs and outputs, documented
+        # The graph's inputs and outputs, documented; query_y's meaning names the model's procedure.
+        assert entry["graph"] == signature(entry["inner_procedure"])
+        assert entry["graph"]["inputs"] == signature()["inputs"]
         assert entry["train"] == spec.train_config(PROFILES["quick"], 0).to_dict()
         assert entry["train"]["iterations"] == 300 and entry["train"]["meta_batch_size"] == 25
         if spec.algorithm in ("pretrained", "maml"):     # the MAML paper's settings

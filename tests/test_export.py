@@ -324,7 +324,7 @@ def test_interrupted_write_leaves_the_old_file(params, exported, tmp_path, monke
     path = tmp_path / "model.onnx"
     path.write_bytes(b"previous model")
     prebuilt = onnx.load(os.fspath(exported[0]))
-    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps, halvings: prebuilt)
+    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps, halvings, *rest, **options: prebuilt)
 
     def interrupted(src, dst):
         raise KeyboardInterrupt
@@ -336,7 +336,7 @@ def test_interrupted_write_leaves_the_old_file(params, exported, tmp_path, monke
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]   # no temporary left behind
 
     monkeypatch.undo()
-    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps, halvings: prebuilt)
+    monkeypatch.setattr(export_mod, "build_onnx_model", lambda p, steps, halvings, *rest, **options: prebuilt)
     info = export_sinusoid(params, path)
     assert path.read_bytes() == exported[0].read_bytes() and info["bytes"] == path.stat().st_size
     assert path.stat().st_mode & 0o777 == 0o644
