@@ -14,6 +14,11 @@ inner learning rate and inner steps per meta-iteration), ``graph`` (its inputs
 and outputs) and ``meta_step`` (the configuration it performs). The task
 family is "sinusoid-meta-step": widgets that take every "sinusoid" entry for
 an adaptation graph (the all-models widget) leave these alone.
+
+With them goes the θ-fit graph (``theta-fit.onnx``, family
+"sinusoid-theta-fit", meta/theta_fit.py): plain gradient steps from a θ
+given as an input, which is how a page shows what the θ it meta-trains with
+these graphs predicts (the Comparison page's "Watch it learn").
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ log = logging.getLogger("site_builder")
 EXPORT_SOURCES = ("meta/meta_step.py", "meta/export.py", "meta/model.py", "meta/tasks.py",
                   "meta/algorithms/*.py")
 FAMILY = "sinusoid-meta-step"
+FIT_SOURCES = ("meta/theta_fit.py", "meta/meta_step.py", "meta/export.py", "meta/model.py")
 
 
 def entry_name(algorithm: str) -> str:
@@ -38,8 +44,14 @@ def entry_name(algorithm: str) -> str:
 BUILD_ALGORITHMS = ("pretrained", "maml", "fomaml", "reptile")
 
 
+FIT_FAMILY = "sinusoid-theta-fit"
+
+
 def graph_names() -> list[str]:
-    return [entry_name(a) for a in BUILD_ALGORITHMS]
+    """The manifest entries of this stage, in order: the meta-step graphs, then the θ-fit graph."""
+    from meta.theta_fit import FIT_NAME
+
+    return [entry_name(a) for a in BUILD_ALGORITHMS] + [FIT_NAME]
 
 
 def paper_config(algorithm: str):
@@ -104,7 +116,32 @@ def run_meta_step_stage(exported: Path, repo_root: Path,
         export_meta_step(cfg, exported / entry["file"])
         entry["sha256"] = file_sha256(exported / entry["file"])
         ran.append(f"{name}: export")
+    entry, wrote = _fit_entry(exported, source_hashes(repo_root, FIT_SOURCES), recorded)
+    entries[entry["name"]] = entry
+    ran += wrote
     return entries, ran
+
+
+def _fit_entry(exported: Path, code: dict, recorded: dict[str, dict]) -> tuple[dict, list[str]]:
+    """The θ-fit graph's manifest entry, exported where stale."""
+    from meta.theta_fit import FIT_NAME, FIT_SIGNATURE, FIT_STEPS, export_fit
+    from meta.tasks import SINUSOID
+
+    old = recorded.get(FIT_NAME, {})
+    entry = {
+        "name": FIT_NAME, "algorithm": "any",
+        "task": {**SINUSOID.describe(), "family": FIT_FAMILY},
+        "file": f"{FIT_NAME}.onnx", "sha256": old.get("sha256"),
+        "inner_lr": paper_config("maml").inner_lr, "steps": FIT_STEPS, "train": None, "metrics": None,
+        "graph": FIT_SIGNATURE,
+        "inputs": {"export": inputs_hash(code=code, config={"graph": FIT_NAME, "steps": FIT_STEPS})},
+    }
+    if (old.get("inputs") or {}).get("export") == entry["inputs"]["export"] and _intact(exported, entry):
+        return entry, []
+    log.info("%s: exporting the θ-fit graph", FIT_NAME)
+    export_fit(exported / entry["file"])
+    entry["sha256"] = file_sha256(exported / entry["file"])
+    return entry, [f"{FIT_NAME}: export"]
 
 
 #: `maml-site check`: the graph's one meta-iteration against PyTorch's (meta/train.py's step).
@@ -144,6 +181,33 @@ def parity_error(path: Path, algorithm: str) -> float:
     return worst
 
 
+def fit_parity_error(path: Path) -> float:
+    """Largest |ONNX − PyTorch| / max(1, |PyTorch|) of the θ-fit graph against
+    meta.model.adapt, for three θ (the paper initialisations of three seeds)
+    on seeded tasks of 5 support and 50 query points."""
+    import numpy as np
+    import torch
+
+    from meta.theta_fit import run_fit, torch_fit
+    from meta.model import init_params
+    from meta.tasks import SINUSOID
+
+    params = torch.stack([torch.cat([p.reshape(-1) for p in
+                                     init_params(torch.Generator().manual_seed(s)).values()])
+                          for s in range(3)])
+    batch = SINUSOID.sample_batch(3, 5, 50, torch.Generator().manual_seed(PARITY_SEED))
+    feeds = {"params": params, "support_x": batch.support_x, "support_y": batch.support_y,
+             "query_x": batch.query_x, "inner_lr": paper_config("maml").inner_lr}
+    got = run_fit(path, feeds)
+    expected = dict(zip(("query_y", "support_loss"), torch_fit(**feeds)))
+    worst = 0.0
+    for key, value in expected.items():
+        if got[key].shape != value.shape or not np.isfinite(got[key]).all():
+            return float("inf")
+        worst = max(worst, float(np.max(np.abs(got[key] - value) / np.maximum(1.0, np.abs(value)))))
+    return worst
+
+
 def check_meta_step_graphs(exported: Path, entries: dict[str, dict]) -> tuple[list[str], list[str]]:
     """(problems, notes) for `maml-site check`: every meta-step entry's file is
     as recorded and its graph matches PyTorch's meta-iteration within 1e-5. A
@@ -165,11 +229,12 @@ def check_meta_step_graphs(exported: Path, entries: dict[str, dict]) -> tuple[li
             problems.append(f"{name}: {entry['file']} does not match the sha256 in the manifest; "
                             "run `maml-site build`")
             continue
-        error = parity_error(path, entry["algorithm"])
+        fit = entry.get("task", {}).get("family") == FIT_FAMILY
+        error = fit_parity_error(path) if fit else parity_error(path, entry["algorithm"])
         if error > PARITY_TOLERANCE:
-            problems.append(f"{name}: ONNX and PyTorch meta-iterations differ by {error:.3g} "
+            problems.append(f"{name}: ONNX and PyTorch {'fits' if fit else 'meta-iterations'} differ by {error:.3g} "
                             f"(> {PARITY_TOLERANCE:g}); run `maml-site build`")
         else:
-            log.info("%s: file matches the manifest; ONNX vs PyTorch meta-iteration max error %.2g",
-                     name, error)
+            log.info("%s: file matches the manifest; ONNX vs PyTorch %s max error %.2g",
+                     name, "fit" if fit else "meta-iteration", error)
     return problems, []

@@ -193,7 +193,7 @@ def test_the_build_lists_the_meta_step_graphs_and_check_verifies_them(quick_buil
 
     data = manifest.read(quick_build.exported)
     names = [m["name"] for m in data["models"]]
-    assert names[-4:] == graph_names() == [f"{a}-meta-step" for a in ALGORITHMS]
+    assert names[-5:] == graph_names() == [f"{a}-meta-step" for a in ALGORITHMS] + ["theta-fit"]
     entries = manifest.entries_by_name(data)
     for algorithm in ALGORITHMS:
         entry, cfg = entries[f"{algorithm}-meta-step"], paper_config(algorithm)
@@ -222,3 +222,37 @@ ALLOWED_OPS = frozenset({
     "Gather", "Cast", "Clip", "Constant", "Reshape", "Unsqueeze", "Squeeze", "Concat",
     "Expand", "Slice", "Identity",
 })
+
+
+# ------------------------------------------------------------------ the θ-fit graph
+
+def test_theta_fit_graph_is_plain_gradient_descent_from_each_tasks_theta(tmp_path):
+    """The θ-fit graph (what the Comparison page's live run shows of its θ) is
+    meta.model.adapt from a θ per task: ≤ 1e-5 at every step, for any T, K, M;
+    row 0 is the model before any step, and a task's fit depends only on its θ."""
+    from meta.theta_fit import FIT_SIGNATURE, FIT_STEPS, export_fit, run_fit, torch_fit
+
+    path = tmp_path / "theta-fit.onnx"
+    info = export_fit(path)
+    assert set(info["ops"]) <= ALLOWED_OPS, set(info["ops"]) - ALLOWED_OPS
+    rng = np.random.default_rng(7)
+    for tasks, k, m in ((1, 1, 1), (4, 5, 101), (100, 5, 50)):
+        params = np.stack([example_inputs(paper_config("maml"))["params"].numpy()] * tasks)
+        params[1:] += rng.normal(0, 0.05, params[1:].shape).astype(np.float32)
+        feeds = {"params": params, "support_x": rng.uniform(-5, 5, (tasks, k, 1)),
+                 "query_x": rng.uniform(-5, 5, (tasks, m, 1)), "inner_lr": 0.01}
+        feeds["support_y"] = 3 * np.sin(feeds["support_x"] + 0.5)
+        got = run_fit(path, feeds)
+        query_y, support_loss = torch_fit(**feeds)
+        assert got["query_y"].shape == (FIT_STEPS + 1, tasks, m, 1)
+        assert got["support_loss"].shape == (FIT_STEPS + 1, tasks)
+        assert _error(got["query_y"], query_y) <= PER_ITERATION
+        assert _error(got["support_loss"], support_loss) <= PER_ITERATION
+        assert support_loss[1].mean() < support_loss[0].mean()      # the steps do fit
+    # One task alone gives the same numbers as in a batch of four.
+    one = run_fit(path, {k: (v[:1] if np.ndim(v) else v) for k, v in feeds.items()})
+    np.testing.assert_allclose(one["query_y"][:, 0], got["query_y"][:, 0], atol=1e-6)
+    assert [s["name"] for s in FIT_SIGNATURE["inputs"]] == ["params", "support_x", "support_y", "query_x",
+                                                             "inner_lr"]
+    with pytest.raises(ValueError, match="the θ-fit graph needs the inputs .*; missing params"):
+        run_fit(path, {k: v for k, v in feeds.items() if k != "params"})
