@@ -30,7 +30,7 @@ from site_builder.config import REPO_ROOT
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 #: Widgets that run ONNX graphs with onnxruntime-web (the pages that need 'wasm-unsafe-eval').
-ORT_WIDGETS = {"sine-fit", "all-models", "will-it-work", "reptile-interpolation", "curvature", "proximal-loss",
+ORT_WIDGETS = {"sine-fit", "all-models", "watch-it-learn", "will-it-work", "reptile-interpolation", "curvature", "proximal-loss",
                "implicit-gradient", "meta-gradients"}
 WASM = "ort-wasm-simd-threaded.wasm"
 

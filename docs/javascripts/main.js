@@ -18,6 +18,7 @@ import { showWidgetError, siteUrl } from "./lib/site.js";
 const WIDGETS = {
   "sine-fit": { model: true, load: () => import("./widgets/sine-fit.js") },
   "all-models": { model: true, load: () => import("./widgets/all-models.js") },
+  "watch-it-learn": { model: true, load: () => import("./widgets/watch-it-learn.js") },
   "accumulated-loss": { model: true, load: () => import("./widgets/accumulated-loss.js") },
   "will-it-work": { model: true, load: () => import("./widgets/will-it-work.js") },
   "reptile-interpolation": { model: true, load: () => import("./widgets/reptile-interpolation.js") },

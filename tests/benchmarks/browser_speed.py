@@ -40,7 +40,11 @@ is one JSON object (page paths as "/", "/how-maml-works/", …):
 {"pages": {"<page path>": {"bytes_raw", "bytes_gzip", "interactive_ms"}},
  "sine_adapt_ms": {"median", "p95"}, "contour_drag_ms": {"median", "p95"},
  "site_bytes", "lighthouse": {"<page path>": {"performance", "best_practices",
- "tbt_ms", "cls"}}} (null for what a site does not have). A measurement, not a
+ "tbt_ms", "cls"}},
+ "live_meta_iters_per_s": {"maml", "pretrained", "fomaml", "reptile"},
+ "live_training": {"side_by_side": {"perSecond", "worstFrameGapMs", "longTasks", …},
+ "compare": {"iterations", "start", "end"}}} (null for what a site does not have;
+ tests/benchmarks/live_training.py says what the live figures are). A measurement, not a
 test: pytest does not collect this folder. Timings depend on the machine's
 load; the table's first line says what it was.
 """
@@ -61,6 +65,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import toy_drag  # noqa: E402 - the θ-drag measurement, reused as it is
+import live_training  # noqa: E402 - "Watch it learn": live meta-training speed (issue 12)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = toy_drag.CHROMIUM
@@ -323,6 +328,7 @@ def main(argv=None) -> int:
                 try:
                     measured = {path: measure_page(browser, base, path) for path in pages}
                     sine = measure_sine(browser, base, clicks)
+                    live = live_training.measure(browser, base, args.small)
                 finally:
                     browser.close()
             drag = toy_drag.measure(site, moves) if all(
@@ -360,6 +366,8 @@ def main(argv=None) -> int:
     for kind, r in drag.items():
         print(f"θ drag frame, {kind:<22} {moves} moves: work median {r['work_median_ms']:.1f} ms, "
               f"p95 {r['work_p95_ms']:.1f} ms (latency median {r['latency_median_ms']:.1f} ms)")
+    for line in (live_training.describe(live) if live else []):
+        print(line)
     print(f"site folder: {total / 1e6:.1f} MB")
     if builds:
         line = f"maml-site build (committed models): first {builds['first_s']:.1f} s, warm {builds['warm_s']:.1f} s"
@@ -375,6 +383,8 @@ def main(argv=None) -> int:
             "site_bytes": total,
             "lighthouse": {"/" + path: {k: r[k] for k in ("performance", "best_practices", "tbt_ms", "cls")}
                            for path, r in lighthouse.items()} or None,
+            "live_meta_iters_per_s": live["alone"] if live else None,
+            "live_training": ({k: live[k] for k in ("side_by_side", "compare")} if live else None),
         }))
     return 0
 

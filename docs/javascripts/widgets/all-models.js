@@ -33,11 +33,11 @@ const OUTPUTS = ["query_y", "support_loss"];
 
 // One colour per algorithm (Okabe–Ito, readable on the light and the dark
 // palette and by readers with the common colour-vision deficiencies).
-const COLOURS = {
+export const COLOURS = {
   pretrained: "#999999", maml: "#0072b2", fomaml: "#56b4e9", reptile: "#009e73", imaml: "#e69f00",
 };
 const FALLBACK_COLOURS = ["#cc79a7", "#d55e00", "#f0e442"];
-const LABELS = {
+export const LABELS = {
   pretrained: "Pretrained", maml: "MAML", fomaml: "First-order MAML", reptile: "Reptile", imaml: "iMAML",
 };
 

@@ -17,9 +17,15 @@
 // place of the sine), to show what a model meta-learned on sines makes of a
 // task that is not one.
 //
+// "Use these weights" (the live meta-training of the Comparison page) hands the
+// widget a θ it did not come with: useWeights({params, label}) swaps the
+// model's own graph for the θ-fit graph (meta/theta_fit.py: the same model
+// with θ as an input, plain gradient steps), until "Back to <model>".
+//
 // For tests and outside tools the element carries data-state
-// ("loading" | "busy" | "ready" | "error"), data-samples (count) and
-// data-mode ("sine" | "free"); element.sineFit exposes the state.
+// ("loading" | "busy" | "ready" | "error"), data-samples (count),
+// data-mode ("sine" | "free") and data-weights ("own" | "handed");
+// element.sineFit exposes the state.
 import { findModel, modelUrl } from "../lib/manifest.js";
 import { checkSignature, loadSession, runGraph } from "../lib/ort-runner.js";
 import {
@@ -41,6 +47,8 @@ export const PRESETS = {
 const PRESET_X = [-4, -2, 0, 2, 4];
 
 const INPUTS = ["support_x", "support_y", "query_x", "inner_lr"];
+const FIT_GRAPH = "theta-fit";
+const FIT_INPUTS = ["params", "support_x", "support_y", "query_x", "inner_lr"];
 const OUTPUTS = ["query_y", "support_loss"];
 
 export async function mount(root) {
@@ -58,6 +66,11 @@ export async function mount(root) {
   // If the first run fails, mount fails: main.js then shows the static figure
   // again with the reason, instead of an empty plot.
   await widget.predict({ first: true });
+  if (root.pendingWeights) {              // handed over before the widget had started
+    const weights = root.pendingWeights;
+    delete root.pendingWeights;
+    await widget.useWeights(weights);
+  }
   return widget;
 }
 
@@ -80,8 +93,11 @@ class SineFit {
     this.result = null;                // {sampleCount, queryY: Float32Array rows, supportLoss}
     this.running = false;
     this.dirty = false;
+    this.handed = null;                // useWeights: {params, label, session, innerLr}
+    this.entryName = entry.name;
     root.sineFit = this;
     root.dataset.mode = this.mode;
+    root.dataset.weights = "own";
     this.build(entry, [aLo, aHi], [pLo, pHi]);
     this.drawTask();
   }
@@ -168,7 +184,13 @@ class SineFit {
     });
     const modes = htmlElement("div", { class: "sine-fit__buttons sine-fit__modes" },
       this.freeToggle, htmlElement("span", { class: "sine-fit__presets-label" }, "Not a sine:"), ...this.presetButtons);
-    ui.append(legend, controls, modes, this.readout);
+    this.backButton = button({
+      label: `Back to ${entry.name}`, className: "sine-fit-own-weights", onClick: () => this.useWeights(null),
+    });
+    this.backButton.hidden = true;
+    this.weightsNote = htmlElement("p", { class: "sine-fit__readout sine-fit__weights" });
+    this.weightsNote.hidden = true;
+    ui.append(legend, controls, modes, this.weightsNote, this.backButton, this.readout);
     this.root.append(ui);
     this.input = bindSampleInput(plot, {
       onTake: (p) => this.addSample(p),
@@ -232,6 +254,63 @@ class SineFit {
     this.changed();
   }
 
+  /**
+   * Fit with the weights {params: Float32Array (flat θ), label} instead of the
+   * model's own (null: back to them). The θ-fit graph takes plain gradient
+   * steps at the live run's inner learning rate.
+   */
+  async useWeights(weights) {
+    if (weights) {
+      const entry = await findModel(FIT_GRAPH);
+      const session = await loadSession(modelUrl(entry));
+      checkSignature(session, FIT_INPUTS, OUTPUTS);
+      this.handed = { params: Float32Array.from(weights.params), label: String(weights.label ?? "handed weights"),
+        session, innerLr: Number(entry.inner_lr) };
+      if (this.handed.params.length === 0) throw new WidgetError("the handed weights are empty.");
+    } else {
+      this.handed = null;
+    }
+    this.root.dataset.weights = this.handed ? "handed" : "own";
+    this.backButton.hidden = !this.handed;
+    this.weightsNote.hidden = !this.handed;
+    this.weightsNote.textContent = this.handed
+      ? `Weights: ${this.handed.label} (plain gradient steps at learning rate ${this.handed.innerLr}).` : "";
+    await this.predict();
+  }
+
+  /** One run of the model: {queryY rows [S+1] of Float32Array [M], supportLoss [S+1]}. */
+  async adapt(xs, ys) {
+    const m = this.queryX.length;
+    if (!this.handed) {
+      const out = await runGraph(this.session, {
+        support_x: { data: xs, dims: [xs.length, 1] },
+        support_y: { data: ys, dims: [ys.length, 1] },
+        query_x: { data: this.queryX, dims: [m, 1] },
+        inner_lr: { data: [this.innerLr], dims: [] },
+      });
+      return { out, dims: out.query_y.dims };
+    }
+    // The θ-fit graph: one task (T = 1); it needs a support point, so with no
+    // samples it runs on a stand-in and only its step 0 (no fitting) is used.
+    const empty = xs.length === 0;
+    const sx = empty ? [0] : xs;
+    const sy = empty ? [0] : ys;
+    const out = await runGraph(this.handed.session, {
+      params: { data: this.handed.params, dims: [1, this.handed.params.length] },
+      support_x: { data: sx, dims: [1, sx.length, 1] },
+      support_y: { data: sy, dims: [1, sy.length, 1] },
+      query_x: { data: this.queryX, dims: [1, m, 1] },
+      inner_lr: { data: [this.handed.innerLr], dims: [] },
+    });
+    const rows = out.query_y.dims[0];
+    if (empty) {
+      const first = out.query_y.data.slice(0, m);
+      out.query_y.data = new Float32Array(rows * m).map((_, i) => first[i % m]);
+      out.support_loss.data = new Float32Array(rows);
+    }
+    return { out, dims: [rows, m, 1] };
+  }
+
   /** The task or the samples changed: run the graph again (the newest request wins). */
   changed() {
     this.drawTask();
@@ -251,13 +330,8 @@ class SineFit {
         const points = this.points();
         const xs = points.map((p) => p.x);
         const ys = points.map((p) => p.y);
-        const out = await runGraph(this.session, {
-          support_x: { data: xs, dims: [xs.length, 1] },
-          support_y: { data: ys, dims: [ys.length, 1] },
-          query_x: { data: this.queryX, dims: [this.queryX.length, 1] },
-          inner_lr: { data: [this.innerLr], dims: [] },
-        });
-        const [rows, m] = out.query_y.dims;
+        const { out, dims } = await this.adapt(xs, ys);
+        const [rows, m] = dims;
         if (m !== this.queryX.length || rows < 1) {
           throw new WidgetError(`the model returned query_y shaped [${out.query_y.dims}], expected [S+1, ${this.queryX.length}, 1].`);
         }
@@ -305,7 +379,7 @@ class SineFit {
       const afterText = diverged
         ? `it blew up after ${steps} step${steps === 1 ? "" : "s"}: at learning rate ${this.innerLr} ` +
           "these samples make the loss too curved for gradient descent"
-        : `${after.toFixed(3)} after ${steps} step${steps === 1 ? "" : "s"} (learning rate ${this.innerLr})`;
+        : `${after.toFixed(3)} after ${steps} step${steps === 1 ? "" : "s"} (learning rate ${this.handed?.innerLr ?? this.innerLr})`;
       this.readout.textContent = `Mean squared error on the ${result.sampleCount} sample` +
         `${result.sampleCount === 1 ? "" : "s"}: ${before.toFixed(3)} before fine-tuning; ${afterText}.`;
     }

@@ -1,0 +1,302 @@
+// Live meta-training, off the page's thread: the worker behind "Watch it learn"
+// (widgets/watch-it-learn.js, Comparison page).
+//
+// Every algorithm meta-trains from the same θ₀ on the same stream of seeded
+// sinusoid task batches: each meta-iteration draws one batch here and runs
+// every algorithm's meta-step graph (meta/meta_step.py, exported by the build)
+// on it, which returns the new θ, the new optimiser state and the meta-loss.
+// The θ-fit graph (meta/theta_fit.py) shows what each θ predicts: its fit to
+// a fixed example task, and its one-step error on a fixed set of held-out
+// tasks. Nothing is computed here but the tasks and the errors of those fits.
+//
+// onnxruntime-web runs with one WebAssembly thread. The worker runs the
+// iterations in slices of a few milliseconds and yields between them, so that
+// pause, reset and speed messages are answered at once.
+//
+// Messages in:  {type: "init", config} · {type: "start"} · {type: "pause"} · {type: "reset", seed?}
+//               {type: "speed", perSecond}  (Infinity: as fast as it goes)
+//               {type: "runUntil", iteration} (run, then pause exactly there)
+//               {type: "weights", algorithm, id}
+// Messages out: {type: "ready", ...snapshot} · {type: "progress", ...snapshot} ·
+//               {type: "paused", ...snapshot} · {type: "reset", ...snapshot} (iteration 0 again)
+//               {type: "weights", id, algorithm, params, iteration}
+//               {type: "error", message}
+// A snapshot: {iteration, running, losses: {alg: Float32Array (since the last message)},
+//              fit: {alg: Float32Array (the example task's curve after one step)},
+//              heldout: [{iteration, errors: {alg: number}}] (new evaluations), rate}
+import { initialParams, seededRandom, sinusoidBatch } from "../lib/seeded.js";
+
+const SLICE_MS = 25;          // longest run of iterations between two looks at the message queue
+const REPORT_MS = 100;        // how often progress goes to the page while running
+
+let ort = null;
+let config = null;            // see init()
+let sessions = null;          // {meta: {alg: session}, fit: session}
+let state = null;             // {iteration, random, models: {alg: {params, adam_m, adam_v, step}}}
+let running = false;
+let stopAt = Infinity;        // runUntil's iteration
+let perSecond = Infinity;
+let pending = null;           // losses and evaluations not yet sent
+let lastReport = 0;
+let paceStart = 0;
+let paceIterations = 0;
+let scalars = null;           // {alg: {inner_lr, meta_lr}} as tensors, made once
+let example = null;           // the fixed example task's tensors
+let heldout = null;           // the fixed held-out tasks' tensors
+
+// Messages are handled one at a time, in order (a reset finishes before the
+// next start); the training loop itself runs beside them, so a pause is seen
+// within one slice.
+let queue = Promise.resolve();
+self.onmessage = (event) => {
+  queue = queue.then(() => handle(event.data)).catch((err) => {
+    running = false;
+    self.postMessage({ type: "error", message: String(err?.message ?? err) });
+  });
+};
+
+async function handle(message) {
+  switch (message.type) {
+    case "init": return init(message.config);
+    case "start": stopAt = Infinity; return start();
+    case "runUntil": stopAt = message.iteration; return start();
+    case "pause": running = false; return undefined;
+    case "reset": running = false; await settle(); return reset(message.seed ?? config.seed, "reset");
+    case "speed": perSecond = message.perSecond > 0 ? message.perSecond : Infinity; paceRestart(); return undefined;
+    case "weights": return sendWeights(message);
+    default: throw new Error(`unknown message ${message.type}`);
+  }
+}
+
+/**
+ * config: {ortModule, ortWasm (URLs), algorithms: [names], graphs: {alg: URL}, fitGraph: URL,
+ *          hyper: {alg: {inner_lr, meta_lr}}, family: {amplitude, phase, x},
+ *          metaBatch, kSupport, kQuery, seed, fitLr, example: {a, phase, xs, queryX},
+ *          heldout: {seed, tasks, shots, points}, evalEvery}
+ */
+async function init(cfg) {
+  config = cfg;
+  ort = await import(cfg.ortModule);
+  ort.env.wasm.wasmPaths = { wasm: cfg.ortWasm };
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  ort.env.logLevel = "error";
+  const load = async (url) => {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`the model ${new URL(url).pathname} is missing (HTTP ${response.status})`);
+    return ort.InferenceSession.create(new Uint8Array(await response.arrayBuffer()), { executionProviders: ["wasm"] });
+  };
+  const metas = await Promise.all(cfg.algorithms.map((alg) => load(cfg.graphs[alg])));
+  sessions = { meta: Object.fromEntries(cfg.algorithms.map((alg, i) => [alg, metas[i]])), fit: await load(cfg.fitGraph) };
+  scalars = Object.fromEntries(cfg.algorithms.map((alg) => [alg, {
+    inner_lr: scalar(cfg.hyper[alg].inner_lr), meta_lr: scalar(cfg.hyper[alg].meta_lr),
+  }]));
+  example = exampleTensors(cfg.example, cfg.algorithms.length);
+  heldout = heldoutTensors(cfg);
+  perSecond = cfg.perSecond > 0 ? cfg.perSecond : Infinity;
+  await reset(cfg.seed, "ready");
+}
+
+function scalar(v) {
+  return new ort.Tensor("float32", Float32Array.of(v), []);
+}
+
+/** The state at iteration 0 for `seed`: one θ₀ for every algorithm, zero moments. */
+async function reset(seed, type) {
+  config.seed = seed;
+  const theta0 = initialParams(seededRandom(seed, "theta"));
+  const zeros = () => new ort.Tensor("float32", new Float32Array(theta0.length), [theta0.length]);
+  state = {
+    iteration: 0,
+    random: seededRandom(seed, "tasks"),
+    models: Object.fromEntries(config.algorithms.map((alg) => [alg, {
+      params: new ort.Tensor("float32", theta0.slice(), [theta0.length]),
+      adam_m: zeros(), adam_v: zeros(), step: scalar(0),
+    }])),
+  };
+  pending = emptyPending();
+  await evaluate();
+  self.postMessage({ type, ...await snapshot() });
+}
+
+function emptyPending() {
+  return { losses: Object.fromEntries(config.algorithms.map((alg) => [alg, []])), heldout: [] };
+}
+
+let loopPromise = Promise.resolve();
+
+/** Wait for the loop to stop after running = false. */
+function settle() {
+  return loopPromise;
+}
+
+function start() {
+  if (running || state.iteration >= stopAt) {
+    if (state.iteration >= stopAt) report("paused");
+    return undefined;
+  }
+  running = true;
+  paceRestart();
+  loopPromise = loop();
+  return undefined;
+}
+
+function paceRestart() {
+  paceStart = performance.now();
+  paceIterations = 0;
+}
+
+async function loop() {
+  lastReport = performance.now();
+  while (running) {
+    const sliceEnd = performance.now() + SLICE_MS;
+    let budget = Infinity;
+    if (Number.isFinite(perSecond)) {
+      budget = Math.floor(((performance.now() - paceStart) / 1000) * perSecond) - paceIterations;
+    }
+    while (running && budget > 0 && state.iteration < stopAt && performance.now() < sliceEnd) {
+      await iterate();
+      budget -= 1;
+      paceIterations += 1;
+      if (config.evalEvery > 0 && state.iteration % config.evalEvery === 0) await evaluate();
+    }
+    if (state.iteration >= stopAt) {
+      running = false;
+      await report("paused");
+      return;
+    }
+    if (performance.now() - lastReport >= REPORT_MS) await report("progress");
+    await breathe(Number.isFinite(perSecond) && budget <= 0 ? Math.min(50, 1000 / perSecond) : 0);
+  }
+  await report("paused");
+}
+
+/** Yield to the message queue: a zero-delay message, or a timer when pacing. */
+function breathe(ms) {
+  if (ms > 0) return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
+  });
+}
+
+/** One meta-iteration: one batch, every algorithm's meta-step on it. */
+async function iterate() {
+  const { metaBatch: t, kSupport: k, kQuery: q } = config;
+  const batch = sinusoidBatch(state.random, config.family, t, k, q);
+  const data = {
+    support_x: new ort.Tensor("float32", batch.support_x, [t, k, 1]),
+    support_y: new ort.Tensor("float32", batch.support_y, [t, k, 1]),
+    query_x: new ort.Tensor("float32", batch.query_x, [t, q, 1]),
+    query_y: new ort.Tensor("float32", batch.query_y, [t, q, 1]),
+  };
+  for (const alg of config.algorithms) {
+    const model = state.models[alg];
+    const out = await sessions.meta[alg].run({
+      params: model.params, adam_m: model.adam_m, adam_v: model.adam_v, step: model.step, ...data, ...scalars[alg],
+    });
+    model.params = out.new_params;
+    model.adam_m = out.new_adam_m;
+    model.adam_v = out.new_adam_v;
+    model.step = out.new_step;
+    pending.losses[alg].push(out.meta_loss.data[0]);
+  }
+  state.iteration += 1;
+}
+
+function exampleTensors({ a, phase, xs, queryX }, count) {
+  const k = xs.length;
+  const m = queryX.length;
+  const sx = new Float32Array(count * k);
+  const sy = new Float32Array(count * k);
+  const qx = new Float32Array(count * m);
+  for (let t = 0; t < count; t++) {
+    xs.forEach((x, i) => { sx[t * k + i] = x; sy[t * k + i] = a * Math.sin(x + phase); });
+    qx.set(queryX, t * m);
+  }
+  return {
+    support_x: new ort.Tensor("float32", sx, [count, k, 1]),
+    support_y: new ort.Tensor("float32", sy, [count, k, 1]),
+    query_x: new ort.Tensor("float32", qx, [count, m, 1]),
+    m,
+  };
+}
+
+function heldoutTensors(cfg) {
+  const { seed, tasks, shots, points } = cfg.heldout;
+  const batch = sinusoidBatch(seededRandom(seed, "held-out"), cfg.family, tasks, shots, points);
+  return {
+    support_x: new ort.Tensor("float32", batch.support_x, [tasks, shots, 1]),
+    support_y: new ort.Tensor("float32", batch.support_y, [tasks, shots, 1]),
+    query_x: new ort.Tensor("float32", batch.query_x, [tasks, points, 1]),
+    truth: batch.query_y, tasks, points,
+  };
+}
+
+/** Rows of θ, one per task: `rows` copies of one θ, or each algorithm's θ in turn. */
+function paramRows(list, repeat = 1) {
+  const p = list[0].length;
+  const out = new Float32Array(list.length * repeat * p);
+  list.forEach((params, i) => { for (let r = 0; r < repeat; r++) out.set(params, (i * repeat + r) * p); });
+  return new ort.Tensor("float32", out, [list.length * repeat, p]);
+}
+
+/** Every algorithm's one-step error on the held-out tasks (mean squared error at the query points
+ *  after one plain gradient step at fitLr on the task's support points). */
+async function evaluate() {
+  if (!heldout.tasks) return;
+  const errors = {};
+  for (const alg of config.algorithms) {
+    const out = await sessions.fit.run({
+      params: paramRows([state.models[alg].params.data], heldout.tasks),
+      support_x: heldout.support_x, support_y: heldout.support_y, query_x: heldout.query_x,
+      inner_lr: scalar(config.fitLr),
+    });
+    const n = heldout.tasks * heldout.points;
+    const after = out.query_y.data.subarray(n, 2 * n);          // row 1: after one step
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += (after[i] - heldout.truth[i]) ** 2;
+    errors[alg] = sum / n;
+  }
+  pending.heldout.push({ iteration: state.iteration, errors });
+}
+
+/** Each algorithm's curve on the example task after one step: {alg: Float32Array [M]}. */
+async function exampleFit() {
+  const algs = config.algorithms;
+  const out = await sessions.fit.run({
+    params: paramRows(algs.map((alg) => state.models[alg].params.data)),
+    support_x: example.support_x, support_y: example.support_y, query_x: example.query_x,
+    inner_lr: scalar(config.fitLr),
+  });
+  const m = example.m;
+  const rowStart = algs.length * m;                               // row 1 of [S+1, T, M, 1]
+  return Object.fromEntries(algs.map((alg, t) => [alg,
+    out.query_y.data.slice(rowStart + t * m, rowStart + (t + 1) * m)]));
+}
+
+async function snapshot() {
+  const sent = pending;
+  pending = emptyPending();
+  const elapsed = (performance.now() - paceStart) / 1000;
+  return {
+    iteration: state.iteration,
+    running,
+    losses: Object.fromEntries(Object.entries(sent.losses).map(([alg, v]) => [alg, Float32Array.from(v)])),
+    heldout: sent.heldout,
+    fit: await exampleFit(),
+    rate: elapsed > 0 ? paceIterations / elapsed : 0,
+  };
+}
+
+async function report(type) {
+  lastReport = performance.now();
+  self.postMessage({ type, ...await snapshot() });
+}
+
+function sendWeights({ algorithm, id }) {
+  const model = state.models[algorithm];
+  if (!model) throw new Error(`no algorithm ${algorithm} in this run`);
+  self.postMessage({ type: "weights", id, algorithm, iteration: state.iteration, params: Float32Array.from(model.params.data) });
+}

@@ -1,0 +1,179 @@
+"""Live meta-training in the browser ("Watch it learn", Comparison page): how
+fast it runs and what 5,000 iterations of it achieve.
+
+Imported by tests/benchmarks/browser_speed.py (its --json line's
+"live_meta_iters_per_s" and "live_training"); runs alone too:
+
+    python tests/benchmarks/live_training.py --site /tmp/me/site [--small]
+
+Every figure comes from the page's own code (widgets/watch-it-learn.js's
+TrainingRun and its worker, workers/meta-train.js: one WebAssembly thread,
+meta-batch 25, K = 10 + 10, tasks drawn in the page) in Debian's Chromium.
+
+  alone           each algorithm meta-training by itself, no held-out
+                  measurements: meta-iterations per second.
+  side by side    the widget itself, all four at full speed, drawing as it
+                  goes and measuring the held-out tasks every 100 iterations:
+                  meta-iterations per second (each algorithm does every one),
+                  and the page's responsiveness while it runs: the longest gap
+                  between two animation frames and the long tasks (over 50 ms)
+                  the main thread reported.
+  5,000           pretrained and MAML side by side from the same θ₀ on the
+                  same tasks for 5,000 iterations; each one's mean squared error
+                  on the same 100 held-out tasks after one gradient step on 5
+                  points of each (the widget's table), at 0 and at 5,000.
+
+--small (CI): 100 iterations alone, 50 side by side, the comparison at 200.
+Timings depend on the machine's load.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ALGORITHMS = ("maml", "pretrained", "fomaml", "reptile")
+PAGE = "comparison/"
+WIDGET = "[data-widget='watch-it-learn']"
+READY_TIMEOUT_MS = 120_000
+
+RUN_JS = """async ([module, algorithms, warmup, n, evalEvery]) => {
+  const m = await import(module);
+  const run = new m.TrainingRun(await m.trainingConfig({ algorithms, evalEvery, perSecond: Infinity }));
+  await run.open();
+  if (warmup) await run.runUntil(warmup);
+  const t0 = performance.now();
+  const state = await run.runUntil(warmup + n);
+  const seconds = (performance.now() - t0) / 1000;
+  run.close();
+  return { perSecond: n / seconds, seconds, heldout: state.heldout };
+}"""
+
+SIDE_JS = """async ([selector, n]) => {
+  const el = document.querySelector(selector);
+  const widget = el.watchItLearn;
+  const longTasks = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) longTasks.push(entry.duration);
+  });
+  observer.observe({ type: "longtask", buffered: false });
+  let last = performance.now(), worstGap = 0, frames = 0, stop = false;
+  const tick = (now) => {
+    worstGap = Math.max(worstGap, now - last);
+    last = now;
+    frames += 1;
+    if (!stop) requestAnimationFrame(tick);
+  };
+  requestAnimationFrame((now) => { last = now; requestAnimationFrame(tick); });
+  await widget.runUntil(20);
+  const t0 = performance.now();
+  await widget.runUntil(20 + n);
+  const seconds = (performance.now() - t0) / 1000;
+  stop = true;
+  observer.disconnect();
+  return { perSecond: n / seconds, seconds, worstFrameGapMs: worstGap, frames,
+           longTasks: longTasks.length, longestTaskMs: longTasks.length ? Math.max(...longTasks) : 0 };
+}"""
+
+
+def _page(browser, base):
+    context = browser.new_context(viewport={"width": 1350, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + PAGE, wait_until="load")
+    return context, page, errors
+
+
+def measure(browser, base: str, small: bool = False) -> dict | None:
+    """The live-training figures on the site served at `base` (None: no such widget)."""
+    alone_n, side_n, compare_n = (100, 50, 200) if small else (1000, 500, 5000)
+    context, page, errors = _page(browser, base)
+    try:
+        if page.locator(WIDGET).count() == 0:
+            return None
+        module = base + "javascripts/widgets/watch-it-learn.js"
+        alone = {}
+        for alg in ALGORITHMS:
+            alone[alg] = page.evaluate(RUN_JS, [module, [alg], 20, alone_n, 0])["perSecond"]
+        compare = page.evaluate(RUN_JS, [module, ["pretrained", "maml"], 0, compare_n, compare_n])
+        page.locator(WIDGET).evaluate("el => el.scrollIntoView({block: 'center'})")
+        page.wait_for_selector(WIDGET + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
+        # The widgets around it start too (their runtimes and graphs load on
+        # the main thread): measure once they are all up.
+        page.wait_for_function("() => [...document.querySelectorAll('[data-widget-mounted]')].every("
+                               "w => ['ready', 'error'].includes(w.dataset.state))", timeout=READY_TIMEOUT_MS)
+        page.wait_for_timeout(500)
+        side = page.evaluate(SIDE_JS, [WIDGET, side_n])
+        if errors:
+            raise SystemExit(f"the live training logged errors: {errors}")
+    finally:
+        context.close()
+    start, end = compare["heldout"][0], compare["heldout"][-1]
+    return {
+        "alone": alone, "alone_iterations": alone_n,
+        "side_by_side": side, "side_iterations": side_n,
+        "compare": {"iterations": end["iteration"], "seconds": compare["seconds"],
+                    "start": start["errors"], "end": end["errors"]},
+    }
+
+
+def describe(live: dict) -> list[str]:
+    """The table's lines."""
+    alone = ", ".join(f"{alg} {v:.0f}" for alg, v in live["alone"].items())
+    side = live["side_by_side"]
+    compare = live["compare"]
+    return [
+        f"live meta-training, meta-iterations/s alone ({live['alone_iterations']} each): {alone}",
+        f"live meta-training, the four side by side in the widget ({live['side_iterations']}): "
+        f"{side['perSecond']:.0f} each; longest frame gap {side['worstFrameGapMs']:.0f} ms, "
+        f"{side['longTasks']} long task(s) over 50 ms (longest {side['longestTaskMs']:.0f} ms)",
+        f"live meta-training, {compare['iterations']} iterations ({compare['seconds']:.0f} s): one-step 5-shot "
+        f"error on 100 held-out tasks, pretrained {compare['start']['pretrained']:.3f} -> "
+        f"{compare['end']['pretrained']:.3f}, MAML {compare['start']['maml']:.3f} -> {compare['end']['maml']:.3f} "
+        f"(MAML {'below' if compare['end']['maml'] < compare['end']['pretrained'] else 'NOT below'} pretrained)",
+    ]
+
+
+def main(argv=None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from browser_support import CHROMIUM  # noqa: E402
+    from playwright.sync_api import sync_playwright
+
+    import toy_drag  # noqa: E402 - this folder
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--site", type=Path, required=True, help="a built site")
+    parser.add_argument("--small", action="store_true", help="CI's small budget")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = parser.parse_args(argv)
+    server = toy_drag.serve(args.site)
+    server.handle_error = lambda request, client_address: None
+    base = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
+            try:
+                t0 = time.time()
+                live = measure(browser, base, args.small)
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    if live is None:
+        print("the site has no live-training widget")
+        return 1
+    for line in describe(live):
+        print(line)
+    print(f"({time.time() - t0:.0f} s in all)")
+    if args.json:
+        print(json.dumps(live))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+""""Watch it learn" (Comparison page, issue 12 item 2): live meta-training in
+the browser, in a Web Worker, with the build's meta-step graphs.
+
+Pretrained, MAML, first-order MAML and Reptile meta-train from one θ₀ on one
+seeded stream of task batches; the page measures every model's one-step
+error on 100 held-out tasks with the θ-fit graph. These tests run 200 live
+meta-iterations, twice with the same seed, and hand the weights over to the
+page's sine-fit widget.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from browser_support import READY_TIMEOUT_MS, wait_widget
+
+pytestmark = pytest.mark.browser
+
+PAGE = "comparison/"
+WIDGET = "[data-widget='watch-it-learn']"
+TARGET = "[data-widget='sine-fit'][data-weights-target]"
+ITERATIONS = 200
+ALGORITHMS = ["pretrained", "maml", "fomaml", "reptile"]
+
+
+def open_widget(page, site_url):
+    page.goto(site_url + PAGE)
+    return wait_widget(page, WIDGET)
+
+
+def run_until(page, iteration):
+    return page.evaluate(f"(n) => document.querySelector(\"{WIDGET}\").watchItLearn.runUntil(n)", iteration)
+
+
+def reset(page, seed):
+    return page.evaluate(f"(s) => document.querySelector(\"{WIDGET}\").watchItLearn.reset(s)", seed)
+
+
+def test_200_live_iterations_lower_mamls_one_step_error_and_the_same_seed_gives_the_same_curve(
+        page, log, site_url):
+    widget = open_widget(page, site_url)
+    assert widget.get_attribute("data-iteration") == "0"
+    first = run_until(page, ITERATIONS)
+    assert first["iteration"] == ITERATIONS
+    for alg in ALGORITHMS:
+        losses = first["losses"][alg]
+        assert len(losses) == ITERATIONS and all(np.isfinite(losses)), alg
+    # One shared θ₀: at iteration 0 every model is the same model.
+    start = first["heldout"][0]
+    assert start["iteration"] == 0 and len(set(start["errors"].values())) == 1, start
+    end = first["heldout"][-1]
+    assert end["iteration"] == ITERATIONS
+    assert end["errors"]["maml"] < start["errors"]["maml"], (start, end)
+    # The same task batches for everyone: MAML and first-order MAML compute
+    # the same query loss at the shared θ₀ (they differ only in the gradient).
+    assert first["losses"]["maml"][0] == pytest.approx(first["losses"]["fomaml"][0], rel=1e-6)
+
+    assert reset(page, 1)["iteration"] == 0
+    assert widget.get_attribute("data-iteration") == "0"
+    second = run_until(page, ITERATIONS)
+    assert second["losses"] == first["losses"]                 # identical numbers, not close ones
+    assert second["heldout"] == first["heldout"]
+
+    # Another seed is another run.
+    reset(page, 2)
+    other = run_until(page, 20)
+    assert other["losses"]["maml"] != first["losses"]["maml"][:20]
+    log.assert_clean()
+
+
+def test_pause_and_start_continue_the_same_run(page, log, site_url):
+    """Pausing halfway and starting again gives the numbers of one run straight through."""
+    widget = open_widget(page, site_url)
+    straight = run_until(page, 60)
+    reset(page, 1)
+    run_until(page, 25)
+    assert widget.get_attribute("data-running") == "false"
+    widget.locator("button.watch-it-learn-start").click()           # Resume
+    page.wait_for_function("el => Number(el.dataset.iteration) >= 30", arg=widget.element_handle(),
+                           timeout=READY_TIMEOUT_MS)
+    widget.locator("button.watch-it-learn-start").click()           # Pause
+    page.wait_for_function("el => el.dataset.running === 'false'", arg=widget.element_handle(),
+                           timeout=READY_TIMEOUT_MS)
+    paused_at = int(widget.get_attribute("data-iteration"))
+    assert paused_at >= 30
+    resumed = run_until(page, max(60, paused_at))
+    n = 60
+    assert resumed["losses"]["maml"][:n] == straight["losses"]["maml"][:n]
+    log.assert_clean()
+
+
+def test_use_these_weights_hands_the_live_theta_to_the_sine_fit_widget(page, log, site_url, quick_build):
+    """The button hands MAML's current θ to the page's sine-fit widget, which
+    then predicts with the θ-fit graph: the same numbers as onnxruntime in
+    Python from that θ; "Back to" restores the built model."""
+    from meta.theta_fit import run_fit
+
+    widget = open_widget(page, site_url)
+    run_until(page, 30)
+    theta = page.evaluate(f"""async () => Array.from(
+        (await document.querySelector("{WIDGET}").watchItLearn.weights('maml')).params)""")
+    widget.locator("button.watch-it-learn-use[data-model='maml']").click()
+    target = wait_widget(page, TARGET, "[data-state='ready'][data-weights='handed']")
+    assert "MAML after 30 live iterations" in target.locator(".sine-fit__weights").inner_text()
+    xs = [-3.0, -1.0, 0.5, 2.0, 4.0]
+    page.evaluate("""([sel, xs]) => { const w = document.querySelector(sel).sineFit;
+                     w.amplitude = 2.0; w.phase = 1.0; w.setSamples(xs); }""", [TARGET, xs])
+    page.wait_for_function("""(sel) => { const el = document.querySelector(sel); const w = el.sineFit;
+        return el.dataset.state === 'ready' && !w.running && w.result.sampleCount === 5; }""", arg=TARGET,
+                           timeout=READY_TIMEOUT_MS)
+    got = page.evaluate("(sel) => { const w = document.querySelector(sel).sineFit; return {"
+                        "queryX: Array.from(w.queryX), queryY: w.result.queryY.map((q) => Array.from(q)),"
+                        "supportLoss: w.result.supportLoss}; }", TARGET)
+    sx = np.array(xs, dtype=np.float32).reshape(1, -1, 1)
+    expected = run_fit(quick_build.exported / "theta-fit.onnx", {
+        "params": np.array(theta, dtype=np.float32)[None], "support_x": sx,
+        "support_y": (2.0 * np.sin(sx.astype(np.float64) + 1.0)).astype(np.float32),
+        "query_x": np.array(got["queryX"], dtype=np.float32).reshape(1, -1, 1), "inner_lr": 0.01})
+    np.testing.assert_allclose(np.array(got["queryY"]), expected["query_y"][:, 0, :, 0], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(got["supportLoss"], expected["support_loss"][:, 0], atol=1e-5, rtol=1e-4)
+    target.locator("button.sine-fit-own-weights").click()
+    page.wait_for_selector(TARGET + "[data-weights='own'][data-state='ready']", state="attached",
+                           timeout=READY_TIMEOUT_MS)
+    log.assert_clean()
