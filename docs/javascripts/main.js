@@ -40,25 +40,40 @@ const ON_SCREEN = "0px";
 const AHEAD = "150% 0px";
 const READER_MOVES = ["scroll", "wheel", "keydown", "pointerdown", "touchstart"];
 
-// The ONNX runtime's WebAssembly binary (14 MB; the file lib/ort-runner.js
-// loads). Fetched as soon as the first widget with a model starts, alongside
-// the widget's own modules and model, rather than after them.
+// The ONNX runtime: its WebAssembly binary (14 MB) and its module, the files
+// lib/ort-runner.js loads. Fetched as soon as the first widget with a model
+// starts, alongside the widget's own modules and model, rather than after them.
 const ORT_WASM = siteUrl("assets/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm");
+const ORT_MODULE = siteUrl("assets/vendor/onnxruntime-web/ort.wasm.bundle.min.mjs");
 let runtimeWarmed = false;
 
-function warmRuntime() {
-  if (runtimeWarmed) return;
-  runtimeWarmed = true;
-  // onnxruntime-web fetches the binary with credentials "same-origin", which
-  // is what a crossorigin="anonymous" preload matches: one download, not two.
-  const preload = document.createElement("link");
-  preload.rel = "preload";
-  preload.as = "fetch";
-  preload.crossOrigin = "anonymous";
-  preload.href = ORT_WASM.href;
-  document.head.append(preload);
-  // The runtime's module too; a failure here is the widget's to report.
-  import("./lib/ort-runner.js").then((ort) => ort.loadOrt()).catch(() => {});
+function preload(href, attributes) {
+  const link = document.createElement("link");
+  Object.assign(link, attributes);
+  link.href = href;
+  document.head.append(link);
+}
+
+function warmRuntime(element) {
+  if (!runtimeWarmed) {
+    runtimeWarmed = true;
+    // onnxruntime-web fetches the binary with credentials "same-origin", which
+    // is what a crossorigin="anonymous" preload matches: one download, not two.
+    preload(ORT_WASM.href, { rel: "preload", as: "fetch", crossOrigin: "anonymous" });
+    preload(ORT_MODULE.href, { rel: "modulepreload" });
+  }
+  // A widget that names its graph (data-model, the sine-fit widgets) gets its
+  // inference session now: creating it (compiling the runtime, reading the
+  // graph) is most of a widget's start-up, and it goes on while the widget's
+  // own modules load. lib/ort-runner.js keeps one session per graph, so the
+  // widget's own loadSession() receives this one; a failure here is the
+  // widget's to report when it asks again.
+  const name = element.dataset.model;
+  const session = name
+    ? Promise.all([import("./lib/manifest.js"), import("./lib/ort-runner.js")])
+      .then(([manifest, ort]) => manifest.findModel(name).then((entry) => ort.loadSession(manifest.modelUrl(entry))))
+    : import("./lib/ort-runner.js").then((ort) => ort.loadOrt());
+  session.catch(() => {});
 }
 
 function loadingText(kind) {
@@ -74,7 +89,7 @@ function mount(element) {
     showWidgetError(element, new Error(`this site has no widget called "${kind}"`));
     return;
   }
-  if (widget.model) warmRuntime();
+  if (widget.model) warmRuntime(element);
   // The build's static figure stays visible, under a loading notice, until
   // the widget draws its own content in its place (before the next paint, so
   // the two are never shown together and the box does not grow in between);
