@@ -41,6 +41,10 @@ import { checkSignature, loadSession, runGraph } from "./ort-runner.js";
 import { createPlot, drawAxes, svgElement } from "./plot.js";
 import { WidgetError } from "./site.js";
 
+// latest(job) lives in lib/latest.js (the sinusoid widgets use it too); the
+// toy widgets import it from here.
+export { latest } from "./latest.js";
+
 export const TOY_TASKS = [[0.3, 0.05], [0.83, 0.75]];
 export const TOY_PLANE = [[0, 1], [0, 1]];
 
@@ -152,35 +156,6 @@ export async function taskLosses(landscape, grid, tasks) {
   });
   const size = grid.nx * grid.ny;
   return tasks.map((_, t) => out.loss.data.subarray(t * size, (t + 1) * size));
-}
-
-/**
- * Wrap an async job so that calls while it runs collapse into one more run
- * afterwards: a drag that moves faster than the graph runs only ever waits
- * for the newest state. Returns a function that resolves when the state it
- * was called for has been drawn.
- */
-export function latest(job) {
-  let running = null;
-  let again = false;
-  const loop = async () => {
-    try {
-      do {
-        again = false;
-        await job();
-      } while (again);
-    } finally {
-      running = null;
-    }
-  };
-  return () => {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = loop();
-    return running;
-  };
 }
 
 /** "0.2,0.8" (a data attribute) -> [0.2, 0.8]; null unless it is two finite numbers. */

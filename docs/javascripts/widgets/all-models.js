@@ -22,6 +22,7 @@ import { checkSignature, loadSession, runGraph } from "../lib/ort-runner.js";
 import {
   button, createCurve, createPlot, drawAxes, htmlElement, linspace, setCurve, setPoints, slider, svgElement,
 } from "../lib/plot.js";
+import { latest } from "../lib/latest.js";
 import { bindSampleInput } from "../lib/samples.js";
 import { WidgetError } from "../lib/site.js";
 
@@ -77,8 +78,7 @@ class AllModels {
     this.samples = [];                  // x positions; y is read off the task curve
     this.queryX = linspace(this.xRange[0], this.xRange[1], QUERY_POINTS);
     this.result = null;                 // {sampleCount, rows: [{queryY: Float32Array[], supportLoss: number[]}]}
-    this.running = false;
-    this.dirty = false;
+    this.update = latest(() => this.runOnce());   // the newest request wins
     root.allModels = this;
     this.build();
     this.drawTask();
@@ -215,48 +215,48 @@ class AllModels {
     return this.predict();
   }
 
+  /** Whether a run of the graphs is in progress (lib/latest.js). */
+  get running() {
+    return this.update.running;
+  }
+
   /** Run every model's graph on the current samples (the newest request wins). */
   async predict() {
-    if (this.running) {
-      this.dirty = true;
-      return;
-    }
-    this.running = true;
     this.root.dataset.state = this.result ? "busy" : "loading";
     try {
-      do {
-        this.dirty = false;
-        const xs = this.samples.slice();
-        const ys = xs.map((x) => this.target(x));
-        const rows = [];
-        for (const model of this.models) {
-          const out = await runGraph(model.session, {
-            support_x: { data: xs, dims: [xs.length, 1] },
-            support_y: { data: ys, dims: [ys.length, 1] },
-            query_x: { data: this.queryX, dims: [this.queryX.length, 1] },
-            inner_lr: { data: [model.innerLr], dims: [] },
-          });
-          const [count, m] = out.query_y.dims;
-          if (m !== this.queryX.length || count < 1) {
-            throw new WidgetError(`model ${model.name} returned query_y shaped [${out.query_y.dims}], ` +
-              `expected [S+1, ${this.queryX.length}, 1].`);
-          }
-          rows.push({
-            queryY: Array.from({ length: count }, (_, s) => out.query_y.data.subarray(s * m, (s + 1) * m)),
-            supportLoss: Array.from(out.support_loss.data),
-          });
-        }
-        this.result = { sampleCount: xs.length, rows };
-        this.draw();
-      } while (this.dirty);
-      this.root.dataset.state = "ready";
+      await this.update();
+      if (!this.update.running) this.root.dataset.state = "ready";
     } catch (err) {
       this.root.dataset.state = "error";
       this.readout.textContent = `The models failed to run: ${err.message}`;
       console.warn("all-models:", err);
-    } finally {
-      this.running = false;
     }
+  }
+
+  /** One run of every model's graph on the current samples, and the drawing of the results. */
+  async runOnce() {
+    const xs = this.samples.slice();
+    const ys = xs.map((x) => this.target(x));
+    const rows = [];
+    for (const model of this.models) {
+      const out = await runGraph(model.session, {
+        support_x: { data: xs, dims: [xs.length, 1] },
+        support_y: { data: ys, dims: [ys.length, 1] },
+        query_x: { data: this.queryX, dims: [this.queryX.length, 1] },
+        inner_lr: { data: [model.innerLr], dims: [] },
+      });
+      const [count, m] = out.query_y.dims;
+      if (m !== this.queryX.length || count < 1) {
+        throw new WidgetError(`model ${model.name} returned query_y shaped [${out.query_y.dims}], ` +
+          `expected [S+1, ${this.queryX.length}, 1].`);
+      }
+      rows.push({
+        queryY: Array.from({ length: count }, (_, s) => out.query_y.data.subarray(s * m, (s + 1) * m)),
+        supportLoss: Array.from(out.support_loss.data),
+      });
+    }
+    this.result = { sampleCount: xs.length, rows };
+    this.draw();
   }
 
   drawTask() {

@@ -31,6 +31,7 @@ import { checkSignature, loadSession, runGraph } from "../lib/ort-runner.js";
 import {
   button, createCurve, createPlot, drawAxes, htmlElement, linspace, setCurve, setPoints, slider, svgElement,
 } from "../lib/plot.js";
+import { latest } from "../lib/latest.js";
 import { bindSampleInput } from "../lib/samples.js";
 import { WidgetError } from "../lib/site.js";
 
@@ -91,8 +92,7 @@ class SineFit {
     this.preset = null;                // free mode: the preset whose curve is drawn, if any
     this.queryX = linspace(this.xRange[0], this.xRange[1], QUERY_POINTS);
     this.result = null;                // {sampleCount, queryY: Float32Array rows, supportLoss}
-    this.running = false;
-    this.dirty = false;
+    this.update = latest(() => this.runOnce());   // the newest request wins
     this.handed = null;                // useWeights: {params, label, session, innerLr}
     this.entryName = entry.name;
     root.sineFit = this;
@@ -317,40 +317,40 @@ class SineFit {
     this.predict();
   }
 
+  /** Whether a run of the graph is in progress (lib/latest.js). */
+  get running() {
+    return this.update.running;
+  }
+
   async predict({ first = false } = {}) {
-    if (this.running) {
-      this.dirty = true;
-      return;
-    }
-    this.running = true;
     this.root.dataset.state = this.result ? "busy" : "loading";
     try {
-      do {
-        this.dirty = false;
-        const points = this.points();
-        const xs = points.map((p) => p.x);
-        const ys = points.map((p) => p.y);
-        const { out, dims } = await this.adapt(xs, ys);
-        const [rows, m] = dims;
-        if (m !== this.queryX.length || rows < 1) {
-          throw new WidgetError(`the model returned query_y shaped [${out.query_y.dims}], expected [S+1, ${this.queryX.length}, 1].`);
-        }
-        this.result = {
-          sampleCount: xs.length,
-          queryY: Array.from({ length: rows }, (_, s) => out.query_y.data.subarray(s * m, (s + 1) * m)),
-          supportLoss: Array.from(out.support_loss.data),
-        };
-        this.draw();
-      } while (this.dirty);
-      this.root.dataset.state = "ready";
+      await this.update();
+      if (!this.update.running) this.root.dataset.state = "ready";
     } catch (err) {
       if (first) throw err;
       this.root.dataset.state = "error";
       this.readout.textContent = `The model failed to run: ${err.message}`;
       console.warn("sine-fit:", err);
-    } finally {
-      this.running = false;
     }
+  }
+
+  /** One run of the graph on the current samples, and the drawing of its result. */
+  async runOnce() {
+    const points = this.points();
+    const xs = points.map((p) => p.x);
+    const ys = points.map((p) => p.y);
+    const { out, dims } = await this.adapt(xs, ys);
+    const [rows, m] = dims;
+    if (m !== this.queryX.length || rows < 1) {
+      throw new WidgetError(`the model returned query_y shaped [${out.query_y.dims}], expected [S+1, ${this.queryX.length}, 1].`);
+    }
+    this.result = {
+      sampleCount: xs.length,
+      queryY: Array.from({ length: rows }, (_, s) => out.query_y.data.subarray(s * m, (s + 1) * m)),
+      supportLoss: Array.from(out.support_loss.data),
+    };
+    this.draw();
   }
 
   drawTask() {
