@@ -212,6 +212,8 @@ def check_meta_step_graphs(exported: Path, entries: dict[str, dict]) -> tuple[li
     """(problems, notes) for `maml-site check`: every meta-step entry's file is
     as recorded and its graph matches PyTorch's meta-iteration within 1e-5. A
     manifest from before these graphs existed (none listed) is a note."""
+    from .check import _file_problems      # check.py imports this module inside check()
+
     names = graph_names()
     if not any(name in entries for name in names):
         return [], ["the manifest lists no meta-step graphs yet; `maml-site build` exports them"]
@@ -221,14 +223,11 @@ def check_meta_step_graphs(exported: Path, entries: dict[str, dict]) -> tuple[li
         if entry is None:
             problems.append(f"{name}: not in the manifest; run `maml-site build`")
             continue
-        path = exported / str(entry.get("file"))
-        if not entry.get("file") or not path.is_file():
-            problems.append(f"{name}: {entry.get('file')} is missing from {exported}")
+        file_problems = _file_problems(exported, name, entry)
+        if file_problems:
+            problems += [f"{problem}; run `maml-site build`" for problem in file_problems]
             continue
-        if file_sha256(path) != entry.get("sha256"):
-            problems.append(f"{name}: {entry['file']} does not match the sha256 in the manifest; "
-                            "run `maml-site build`")
-            continue
+        path = exported / entry["file"]
         fit = entry.get("task", {}).get("family") == FIT_FAMILY
         error = fit_parity_error(path) if fit else parity_error(path, entry["algorithm"])
         if error > PARITY_TOLERANCE:

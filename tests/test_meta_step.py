@@ -211,7 +211,8 @@ def test_the_build_lists_the_meta_step_graphs_and_check_verifies_them(quick_buil
     shutil.copytree(quick_build.exported, copy)
     graph = copy / "fomaml-meta-step.onnx"
     graph.write_bytes(graph.read_bytes() + b"\0")
-    with pytest.raises(BuildFailure, match=r"fomaml-meta-step: fomaml-meta-step\.onnx does not match"):
+    with pytest.raises(BuildFailure, match=r"fomaml-meta-step: fomaml-meta-step\.onnx has sha256 [0-9a-f]{12}…, "
+                       r"the manifest says [0-9a-f]{12}…; run `maml-site build`"):
         check(copy, REPO_ROOT)
 
 
