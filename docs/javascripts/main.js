@@ -147,6 +147,12 @@ function watch(elements, rootMargin) {
   watchers.push(observer);
 }
 
+function onScreen(element) {
+  const box = element.getBoundingClientRect();
+  return box.width > 0 && box.height > 0 && box.bottom > 0 && box.right > 0 &&
+    box.top < window.innerHeight && box.left < window.innerWidth;
+}
+
 function start() {
   stopWatching();
   const waiting = [...document.querySelectorAll("[data-widget]")]
@@ -156,7 +162,13 @@ function start() {
     for (const element of waiting) mount(element);
     return;
   }
-  watch(waiting, ON_SCREEN);
+  // Widgets already on screen (a link to one, a reload further down) start
+  // now, not at the observer's first report a rendered frame later; reading
+  // their position takes the layout the first paint makes anyway.
+  for (const element of waiting) {
+    if (onScreen(element)) mount(element);
+  }
+  watch(waiting.filter((element) => element.dataset.widgetMounted === undefined), ON_SCREEN);
   // (The page's own scroll reaches window; a scrolling sidebar's does not.)
   lookAhead = () => {
     for (const type of READER_MOVES) window.removeEventListener(type, lookAhead);
