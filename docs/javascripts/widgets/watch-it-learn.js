@@ -345,7 +345,7 @@ class WatchItLearn {
         htmlElement("th", { scope: "col" }, "model"),
         htmlElement("th", { scope: "col" }, "meta-loss (last 50)"),
         htmlElement("th", { scope: "col" }, "one-step error"),
-        htmlElement("th", { scope: "col" }, ""))),
+        htmlElement("th", { scope: "col" }, "on your points"))),
       this.tableBody);
     this.rows = this.models.map((m) => {
       const cells = [htmlElement("td"), htmlElement("td")];
