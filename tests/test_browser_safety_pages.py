@@ -29,9 +29,32 @@ from site_builder.config import REPO_ROOT
 
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
-#: Widgets that run ONNX graphs with onnxruntime-web (the pages that need 'wasm-unsafe-eval').
-ORT_WIDGETS = {"sine-fit", "all-models", "watch-it-learn", "will-it-work", "reptile-interpolation", "curvature", "proximal-loss",
-               "implicit-gradient", "meta-gradients"}
+#: The widget registry (docs/javascripts/main.js): which widgets run ONNX graphs with
+#: onnxruntime-web (`model: true`), the pages that need 'wasm-unsafe-eval'. The page
+#: template's list (overrides/main.html, ort_widgets) must name the same widgets
+#: (test_the_policy_template_lists_exactly_the_registrys_onnx_widgets).
+MAIN_JS = REPO_ROOT / "docs" / "javascripts" / "main.js"
+MAIN_HTML = REPO_ROOT / "overrides" / "main.html"
+
+
+def widget_registry() -> dict[str, bool]:
+    """main.js's WIDGETS table: widget kind -> whether it runs an ONNX graph."""
+    text = MAIN_JS.read_text(encoding="utf-8")
+    table = re.search(r"^const WIDGETS = \{\n(.*?)^\};", text, re.S | re.M)
+    assert table, f"{MAIN_JS} has no `const WIDGETS = {{ … }};` table"
+    rows = re.findall(r'^\s*"([\w-]+)": \{ model: (true|false),', table.group(1), re.M)
+    assert len(rows) == table.group(1).count("load:"), f"a row of {MAIN_JS}'s WIDGETS is not read"
+    return {kind: model == "true" for kind, model in rows}
+
+
+def template_ort_widgets() -> list[str]:
+    """overrides/main.html's ort_widgets list."""
+    found = re.search(r"set ort_widgets = \[(.*?)\]", MAIN_HTML.read_text(encoding="utf-8"), re.S)
+    assert found, f"{MAIN_HTML} has no ort_widgets list"
+    return re.findall(r'"([\w-]+)"', found.group(1))
+
+
+ORT_WIDGETS = {kind for kind, model in widget_registry().items() if model}
 WASM = "ort-wasm-simd-threaded.wasm"
 
 RECORD_VIOLATIONS = """
@@ -47,6 +70,17 @@ def series_pages(site: Path) -> list[str]:
     pages = ["" if p == "." else p + "/" for p in pages]
     assert len(pages) == 12, pages
     return pages
+
+
+def test_the_policy_template_lists_exactly_the_registrys_onnx_widgets():
+    """One list of the widgets that run WebAssembly: main.js's registry (`model: true`).
+    The template that writes each page's policy names exactly those, once each."""
+    listed = template_ort_widgets()
+    assert len(listed) == len(set(listed)), f"{MAIN_HTML}: ort_widgets names a widget twice: {listed}"
+    assert set(listed) == ORT_WIDGETS, (
+        f"{MAIN_HTML}'s ort_widgets and {MAIN_JS}'s widgets with model: true differ: "
+        f"only in the template {sorted(set(listed) - ORT_WIDGETS)}, only in main.js {sorted(ORT_WIDGETS - set(listed))}")
+    assert {"sine-fit", "all-models", "watch-it-learn", "meta-gradients"} <= ORT_WIDGETS
 
 
 class _Page(HTMLParser):
