@@ -16,8 +16,11 @@ meta-batch 25, K = 10 + 10, tasks drawn in the page) in Debian's Chromium.
                   goes and measuring the held-out tasks every 100 iterations:
                   meta-iterations per second (each algorithm does every one),
                   and the page's responsiveness while it runs: the longest gap
-                  between two animation frames and the long tasks (over 50 ms)
-                  the main thread reported.
+                  between two animation frames, the long tasks (over 50 ms)
+                  the main thread reported, and the longest of the widget's
+                  own redraws (the main thread's share of the work; on a
+                  loaded machine the gaps also count time the page waited
+                  for a core).
   5,000           pretrained and MAML side by side from the same θ₀ on the
                   same tasks for 5,000 iterations; each one's mean squared error
                   on the same 100 held-out tasks after one gradient step on 5
@@ -68,12 +71,14 @@ SIDE_JS = """async ([selector, n]) => {
   };
   requestAnimationFrame((now) => { last = now; requestAnimationFrame(tick); });
   await widget.runUntil(20);
+  widget.drawStats = { count: 0, maxMs: 0 };
   const t0 = performance.now();
   await widget.runUntil(20 + n);
   const seconds = (performance.now() - t0) / 1000;
   stop = true;
   observer.disconnect();
   return { perSecond: n / seconds, seconds, worstFrameGapMs: worstGap, frames,
+           draws: widget.drawStats.count, longestDrawMs: widget.drawStats.maxMs,
            longTasks: longTasks.length, longestTaskMs: longTasks.length ? Math.max(...longTasks) : 0 };
 }"""
 
@@ -129,8 +134,9 @@ def describe(live: dict) -> list[str]:
     return [
         f"live meta-training, meta-iterations/s alone ({live['alone_iterations']} each): {alone}",
         f"live meta-training, the four side by side in the widget ({live['side_iterations']}): "
-        f"{side['perSecond']:.0f} each; longest frame gap {side['worstFrameGapMs']:.0f} ms, "
-        f"{side['longTasks']} long task(s) over 50 ms (longest {side['longestTaskMs']:.0f} ms)",
+        f"{side['perSecond']:.0f} each; the page's longest frame gap {side['worstFrameGapMs']:.0f} ms, "
+        f"{side['longTasks']} long task(s) over 50 ms (longest {side['longestTaskMs']:.0f} ms); "
+        f"{side['draws']} redraws, the longest {side['longestDrawMs']:.1f} ms",
         f"live meta-training, {compare['iterations']} iterations ({compare['seconds']:.0f} s): one-step 5-shot "
         f"error on 100 held-out tasks, pretrained {compare['start']['pretrained']:.3f} -> "
         f"{compare['end']['pretrained']:.3f}, MAML {compare['start']['maml']:.3f} -> {compare['end']['maml']:.3f} "

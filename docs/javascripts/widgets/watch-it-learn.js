@@ -226,6 +226,7 @@ class WatchItLearn {
       this.status.textContent = `The training stopped: ${error.message}`;
       console.warn("watch-it-learn:", error);
     };
+    this.drawStats = { count: 0, maxMs: 0 };   // the main thread's drawing: how often, the longest
     root.watchItLearn = this;
   }
 
@@ -380,6 +381,14 @@ class WatchItLearn {
   }
 
   draw() {
+    const started = performance.now();
+    this.drawFrame();
+    const ms = performance.now() - started;
+    this.drawStats.count += 1;
+    this.drawStats.maxMs = Math.max(this.drawStats.maxMs, ms);
+  }
+
+  drawFrame() {
     this.drawControls();
     const n = this.iteration;
     const rate = this.run.rate > 0 && this.running ? `, ${Math.round(this.run.rate).toLocaleString("en")} per second` : "";
