@@ -237,6 +237,12 @@ class WatchItLearn {
   }
 
   update() {
+    if (!this.root.isConnected) {
+      // The widget left the page (content swapped without a reload, as
+      // Material's instant navigation would do): the training stops with it.
+      this.run.close();
+      return;
+    }
     this.root.dataset.running = String(this.run.running);
     this.root.dataset.iteration = String(this.run.iteration);
     this.scheduleDraw();
