@@ -30,7 +30,7 @@ SLIDER_TESTS_ELSEWHERE = {
     "will-it-work": "test_toy_widgets.py", "reptile-interpolation": "test_toy_widgets.py",
     "curvature": "test_toy_widgets.py", "accumulated-loss": "test_toy_widgets.py",
     "proximal-loss": "test_toy_widgets_2.py", "implicit-gradient": "test_toy_widgets_2.py",
-    "meta-gradients": "test_toy_widgets_2.py",
+    "meta-gradients": "test_toy_widgets_2.py", "watch-it-learn": "test_watch_it_learn.py",
 }
 WIDGET_PAGES = ["", "how-maml-works/", "fomaml/", "reptile/", "imaml/", "comparison/"]
 ALL_READY = "() => [...document.querySelectorAll('[data-widget]')].every(w => w.dataset.state === 'ready')"

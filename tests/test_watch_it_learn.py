@@ -9,6 +9,8 @@ page's sine-fit widget.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from browser_support import READY_TIMEOUT_MS, wait_widget
@@ -120,4 +122,32 @@ def test_use_these_weights_hands_the_live_theta_to_the_sine_fit_widget(page, log
     target.locator("button.sine-fit-own-weights").click()
     page.wait_for_selector(TARGET + "[data-weights='own'][data-state='ready']", state="attached",
                            timeout=READY_TIMEOUT_MS)
+    log.assert_clean()
+
+
+def test_the_speed_slider_at_both_ends(page, log, site_url):
+    """Slowest (5 iterations a second): a run of two seconds does at most about
+    ten; fastest: "as fast as it goes", and the run goes on with finite numbers."""
+    widget = open_widget(page, site_url)
+    speed = widget.locator("input.watch-it-learn-speed")
+    shown = widget.locator("label:has(input.watch-it-learn-speed) output")
+    speed.focus()
+    page.keyboard.press("Home")
+    assert shown.inner_text() == "5 iterations/s"
+    play = widget.locator("button.watch-it-learn-start")
+    started = time.monotonic()
+    play.click()
+    page.wait_for_timeout(2000)
+    play.click()
+    page.wait_for_function("el => el.dataset.running === 'false'", arg=widget.element_handle(),
+                           timeout=READY_TIMEOUT_MS)
+    elapsed = time.monotonic() - started
+    slow = int(widget.get_attribute("data-iteration"))
+    assert 1 <= slow <= 5 * elapsed + 3, (slow, elapsed)
+    speed.focus()
+    page.keyboard.press("End")
+    assert shown.inner_text() == "as fast as it goes"
+    state = run_until(page, slow + 40)
+    assert state["iteration"] == slow + 40
+    assert all(np.isfinite(state["losses"][alg]).all() for alg in ALGORITHMS)
     log.assert_clean()
