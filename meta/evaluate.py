@@ -12,8 +12,8 @@ All tasks are adapted at once (batched), so the whole protocol takes seconds.
 
 The safeguarded step is the adaptation procedure of the sinusoid models, but
 iMAML's: an iMAML model adapts with the inner solver its meta-gradient assumes
-(``lam`` given: gradient steps on the proximal objective L(ϕ) + λ/2 ‖ϕ − θ‖²,
-``meta.algorithms.imaml.proximal_step``). The protocol here,
+(``lam`` given: damped Gauss–Newton steps on the proximal objective
+L(ϕ) + λ/2 ‖ϕ − θ‖², ``meta.algorithms.imaml.proximal_step``). The protocol here,
 ``meta.weights.fine_tune``, the exported ONNX graph
 (``meta.export.SinusoidAdaptation``, held to the autograd reference
 ``meta.export.reference_adaptation``) and the fallback figures all run the
@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from .algorithms.imaml import proximal_start, proximal_step
+from .algorithms.imaml import KERNEL_SOLVE_STEPS, proximal_start, proximal_step
 from .model import (Params, adapt, flatten_tasks, loss, loss_and_grad, per_task,
                     unflatten_tasks)
 from .tasks import SINUSOID, SinusoidFamily
@@ -44,8 +44,13 @@ HALVINGS = 4
 
 
 #: How the proximal procedure safeguards its steps (the manifest's words).
-PROXIMAL_SAFEGUARD = ("per-task step size starting at inner_lr; a step that would not lower the "
-                      "proximal objective is not taken and the step size is halved")
+PROXIMAL_SAFEGUARD = ("per-task step size starting at inner_lr (1: the full Gauss-Newton step); "
+                      "a step that would not lower the proximal objective is not taken and the "
+                      "step size is halved")
+#: How the proximal procedure finds its steps (the manifest's words).
+PROXIMAL_SOLVER = ("damped Gauss-Newton: each step minimises the objective with the network "
+                   "linearised at phi; its N x N kernel system (J J^T + lam*N/2 I) is inverted by "
+                   f"{KERNEL_SOLVE_STEPS} Newton-Schulz iterations")
 
 
 def inner_procedure(halvings: int | None = HALVINGS, lam: float | None = None) -> dict:
@@ -54,7 +59,7 @@ def inner_procedure(halvings: int | None = HALVINGS, lam: float | None = None) -
     backtracking with ``halvings`` halvings, or plain gradient descent for None."""
     if _check_lam(lam) is not None:
         return {"kind": "proximal", "lam": lam, "objective": "support MSE + lam/2 * |phi - theta|^2",
-                "safeguard": PROXIMAL_SAFEGUARD}
+                "solver": PROXIMAL_SOLVER, "safeguard": PROXIMAL_SAFEGUARD}
     if halvings is None:
         return {"kind": "gradient_descent"}
     return {"kind": "backtracking", "halvings": _check_halvings(halvings)}

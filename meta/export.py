@@ -9,9 +9,10 @@ times, while the step would raise the support loss; see
 0, 1, ..., S steps and the support loss along the way (see the "sinusoid
 adaptation graph" section of the contracts). With ``halvings=None`` the steps
 are plain gradient descent. With ``lam`` (iMAML) the steps are the ones iMAML's
-training takes (``meta.algorithms.imaml.proximal_step``): gradient steps on
-the proximal objective L(ϕ) + λ/2 ‖ϕ − θ‖², a step that would not lower it
-not taken and the task's step size halved instead.
+training takes (``meta.algorithms.imaml.proximal_step``): damped
+Gauss–Newton steps on the proximal objective L(ϕ) + λ/2 ‖ϕ − θ‖², the first
+at the step size ``inner_lr`` (1: the full step), a step that would not lower
+it not taken and the task's step size halved instead.
 
 ``torch.autograd.grad`` does not survive ONNX export, so the exported module,
 ``SinusoidAdaptation``, carries the network's backward pass written out by
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from meta.algorithms.imaml import KERNEL_SOLVE_STEPS
 from meta.evaluate import HALVINGS, _check_lam, inner_procedure
 from meta.model import LAYER_SIZES, PARAM_NAMES, Params
 
@@ -71,9 +73,10 @@ SIGNATURE = {
 #: What query_y holds when the graph runs iMAML's proximal steps.
 PROXIMAL_QUERY_MEANING = (
     "predictions after 0, 1, …, S steps of iMAML's inner solver, as the entry's inner_procedure "
-    "says: gradient steps on the support MSE + lam/2·‖ϕ − θ‖² (θ the meta-learned parameters), "
-    "the first at inner_lr; a step that would not lower that objective is not taken and the "
-    "step size is halved for the next one")
+    "says: Gauss–Newton steps on the support MSE + lam/2·‖ϕ − θ‖² (θ the meta-learned "
+    "parameters), scaled by a step size that starts at inner_lr (1: the full step); a step "
+    "that would not lower that objective is not taken and the step size is halved for the "
+    "next one")
 
 
 def signature(procedure: dict | None = None) -> dict:
@@ -94,6 +97,7 @@ ALLOWED_OPS = frozenset({
     "Add", "Sub", "Mul", "Div", "Neg", "Reciprocal",
     "MatMul", "Gemm", "Transpose",
     "Relu", "Greater", "Less", "LessOrEqual", "Where",
+    "Range", "Equal",          # the identity matrix of iMAML's N x N Gauss–Newton system
     "ReduceSum", "ReduceMean",
     "Shape", "Gather", "Cast", "Max", "Clip",
     "Constant", "Reshape", "Unsqueeze", "Squeeze", "Concat", "Expand",
@@ -160,9 +164,11 @@ def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: tor
     halved while it would raise the support loss, ``halvings`` times at most;
     if no trial keeps the loss from rising, the parameters stay. Plain
     gradient descent for halvings=None. With ``lam``, iMAML's inner solver
-    instead: a step on L(ϕ) + λ/2 ‖ϕ − θ‖² at the task's step size (first
-    ``inner_lr``), taken if it lowers that objective, else not taken and the
-    step size halved.
+    instead: a Gauss–Newton step on F(ϕ) = L(ϕ) + λ/2 ‖ϕ − θ‖² (the support
+    outputs' Jacobian J from autograd; δ = −u + Jᵀβ, (J Jᵀ + λN/2 · I) β = J u − r,
+    u = ϕ − θ, r the residuals, β by an exact solve; the model's own solver
+    inverts that system by Newton–Schulz iterations) scaled by the task's step size (first ``inner_lr``), taken if it
+    lowers F, else not taken and the step size halved.
 
     Returns the query predictions after 0..steps updates, shaped [steps+1, M, 1],
     and the support MSE before each update and after the last, shaped [steps+1].
@@ -196,24 +202,46 @@ def reference_adaptation(params: Params, support_x: torch.Tensor, support_y: tor
     predictions, losses = [], []
     if lam is not None:
         theta = p
-        with torch.enable_grad():
-            p, support_loss, grads = loss_and_grads(theta)
-        objective, step_size = support_loss, lr
-        predictions.append(_mlp(p, query_x))
+        flat_theta = torch.cat([t.reshape(-1) for t in theta.values()])
+
+        def unflat(v: torch.Tensor) -> dict[str, torch.Tensor]:
+            out, start = {}, 0
+            for n, t in theta.items():
+                out[n] = v[start:start + t.numel()].view_as(t)
+                start += t.numel()
+            return out
+
+        def objective(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            support_loss = support_mse(unflat(v))
+            return support_loss, support_loss + lam / 2 * (v - flat_theta).pow(2).sum()
+
+        phi, step_size = flat_theta, lr
+        support_loss, value = objective(phi)
+        predictions.append(_mlp(theta, query_x))
         losses.append(support_loss)
+        ridge = lam * count / 2
         for _ in range(steps):
-            candidate = {n: t - step_size * (grads[n] + lam * (t - theta[n])) for n, t in p.items()}
-            with torch.enable_grad():
-                candidate, cand_loss, cand_grads = loss_and_grads(candidate)
-            penalty = sum((candidate[n] - theta[n]).pow(2).sum() for n in p)
-            cand_objective = cand_loss + lam / 2 * penalty
-            if cand_objective < objective:                    # NaN never passes
-                p, grads, support_loss, objective = candidate, cand_grads, cand_loss, cand_objective
+            # The network's outputs at the support points, linearised at ϕ: J by autograd.
+            residual = (_mlp(unflat(phi), support_x) - support_y).reshape(-1)
+            if support_x.shape[0]:
+                with torch.enable_grad():
+                    jacobian = torch.autograd.functional.jacobian(
+                        lambda v: _mlp(unflat(v), support_x).reshape(-1), phi)  # [N, P]
+            else:
+                jacobian = torch.zeros(0, phi.numel(), dtype=dtype)
+            u = phi - flat_theta
+            # (J Jᵀ + λN/2 · I) β = J u − r, solved exactly.
+            system = jacobian @ jacobian.T + ridge * torch.eye(len(residual), dtype=dtype)
+            beta = torch.linalg.solve(system, jacobian @ u - residual)
+            candidate = phi + step_size * (jacobian.T @ beta - u)
+            cand_loss, cand_value = objective(candidate)
+            if cand_value < value:                            # NaN never passes
+                phi, support_loss, value = candidate, cand_loss, cand_value
             else:
                 step_size = step_size / 2
-            predictions.append(_mlp(p, query_x))
+            predictions.append(_mlp(unflat(phi), query_x))
             losses.append(support_loss)
-        return torch.stack(predictions), torch.stack(losses)
+        return torch.stack(predictions).detach(), torch.stack(losses).detach()
     with torch.enable_grad():
         for step in range(steps + 1):
             p = {n: t.detach().requires_grad_(True) for n, t in p.items()}
@@ -249,7 +277,8 @@ class SinusoidAdaptation(nn.Module):
     inner_lr/2, …) in one batched forward pass over the support set, and masks
     pick the first that does not raise the support loss (none: the step
     length is 0). halvings=None exports plain gradient descent instead, and
-    ``lam`` iMAML's proximal steps (``_forward_proximal``).
+    ``lam`` iMAML's damped Gauss–Newton steps on its proximal objective
+    (``_forward_proximal``; their N x N identity matrix adds Range and Equal).
     """
 
     def __init__(self, params: Params, steps: int = 10, halvings: int | None = HALVINGS,
@@ -299,24 +328,66 @@ class SinusoidAdaptation(nn.Module):
                               h1.transpose(0, 1) @ d_z2, d_z2.sum(0),
                               h2.transpose(0, 1) @ d_out, d_out.sum(0))
 
+    def _proximal_objective(self, support_x, support_y, count, params, theta):
+        """The support MSE at ``params`` and the proximal objective MSE + λ/2 ‖ϕ − θ‖²."""
+        w1, b1, w2, b2, w3, b3 = params
+        h = torch.relu(support_x @ w1 + b1)
+        h = torch.relu(h @ w2 + b2)
+        residual = h @ w3 + b3 - support_y
+        support_loss = (residual * residual).sum() / count
+        penalty = sum(((p - t) * (p - t)).sum() for p, t in zip(params, theta))
+        return support_loss, support_loss + (self.lam / 2) * penalty
+
+    def _gauss_newton_direction(self, support_x, support_y, count, identity, params, theta):
+        """The Gauss–Newton step δ on the proximal objective at ``params``, as
+        meta.algorithms.imaml.proximal_step computes it for a batch of tasks:
+        δ = −u + Jᵀβ, (J Jᵀ + λN/2 · I) β = J u − r, u = ϕ − θ, the N x N system
+        inverted by KERNEL_SOLVE_STEPS Newton–Schulz iterations."""
+        w1, b1, w2, b2, w3, b3 = params
+        zero = torch.zeros((), dtype=support_x.dtype)
+        z1 = support_x @ w1 + b1                                       # [N, 40]
+        h1 = torch.relu(z1)
+        z2 = h1 @ w2 + b2
+        h2 = torch.relu(z2)
+        residual = h2 @ w3 + b3 - support_y                            # [N, 1]
+        d_z2 = torch.where(z2 > 0, w3.transpose(0, 1), zero)           # d(output)/dz2 [N, 40]
+        d_z1 = torch.where(z1 > 0, d_z2 @ w2.transpose(0, 1), zero)
+        gram2 = d_z2 @ d_z2.transpose(0, 1)
+        gram1 = d_z1 @ d_z1.transpose(0, 1)
+        kernel = (h2 @ h2.transpose(0, 1) + 1.0 + (h1 @ h1.transpose(0, 1) + 1.0) * gram2
+                  + (support_x @ support_x.transpose(0, 1) + 1.0) * gram1)   # J Jᵀ [N, N]
+        u = tuple(p - t for p, t in zip(params, theta))
+        ju = (((support_x @ u[0] + u[1]) * d_z1).sum(1, keepdim=True)
+              + ((h1 @ u[2] + u[3]) * d_z2).sum(1, keepdim=True) + h2 @ u[4] + u[5])
+        # (J Jᵀ + ridge·I)⁻¹ by Newton–Schulz iterations, as kernel_solve.
+        system = kernel + (self.lam * count / 2) * identity
+        inverse = identity / (system * identity).sum()
+        for _ in range(KERNEL_SOLVE_STEPS):
+            inverse = 2.0 * inverse - inverse @ system @ inverse
+        beta = inverse @ (ju - residual)                                # [N, 1]
+        a1, a2 = beta * d_z1, beta * d_z2
+        jtb = (support_x.transpose(0, 1) @ a1, a1.sum(0), h1.transpose(0, 1) @ a2, a2.sum(0),
+               h2.transpose(0, 1) @ beta, beta.sum(0))
+        return tuple(g - v for g, v in zip(jtb, u))
+
     def _forward_proximal(self, support_x, support_y, count, inner_lr):
         """iMAML's inner solver, step for step as meta.algorithms.imaml.proximal_step:
-        the parameters after 0..S steps and the support MSE at each."""
-        lam = self.lam
+        damped Gauss–Newton steps on the proximal objective; the parameters
+        after 0..S steps and the support MSE at each."""
         theta = tuple(getattr(self, n) for n in PARAM_NAMES)
         params = theta
-        loss, grads = self._loss_and_grads(support_x, support_y, count, params)
-        objective, step_size = loss, inner_lr
+        loss, objective = self._proximal_objective(support_x, support_y, count, params, theta)
+        step_size = inner_lr
+        identity = torch.eye(support_x.shape[0], dtype=support_x.dtype)     # [N, N]
         trajectory, losses = [params], [loss]
         for _ in range(self.steps):
-            candidate = tuple(p - step_size * (g + lam * (p - t))
-                              for p, g, t in zip(params, grads, theta))
-            cand_loss, cand_grads = self._loss_and_grads(support_x, support_y, count, candidate)
-            penalty = sum(((c - t) * (c - t)).sum() for c, t in zip(candidate, theta))
-            cand_objective = cand_loss + (lam / 2) * penalty
+            direction = self._gauss_newton_direction(support_x, support_y, count, identity,
+                                                     params, theta)
+            candidate = tuple(p + step_size * d for p, d in zip(params, direction))
+            cand_loss, cand_objective = self._proximal_objective(support_x, support_y, count,
+                                                                 candidate, theta)
             better = cand_objective < objective                 # NaN never passes
             params = tuple(torch.where(better, c, p) for c, p in zip(candidate, params))
-            grads = tuple(torch.where(better, c, g) for c, g in zip(cand_grads, grads))
             loss = torch.where(better, cand_loss, loss)
             objective = torch.where(better, cand_objective, objective)
             step_size = torch.where(better, step_size, step_size * 0.5)

@@ -7,7 +7,8 @@ compute what PyTorch computes?
 3. For each model, the ONNX graph (onnxruntime) and autograd-based adaptation
    of the stored weights, with the inner procedure its entry records
    (backtracking with its halvings, iMAML's proximal steps with its lam;
-   plain gradient descent where none is recorded), agree within 1e-5 on support sets of 0..20 points.
+   plain gradient descent where none is recorded), agree within 1e-5 on support sets of 0..20 points
+   (1e-4 for iMAML's Gauss–Newton steps: their N x N solve amplifies float32 rounding).
 
 Stale inputs (code changed since a file was built) are reported as notes: the
 files are still consistent, and `maml-site build` would redo those stages.
@@ -31,6 +32,10 @@ from .stages import RECORD_KEYS, load_checkpoint, train_inputs_hash
 log = logging.getLogger("site_builder")
 
 PARITY_TOLERANCE = 1e-5
+#: iMAML's graph inverts an N x N kernel system at every Gauss–Newton step, and
+#: its condition number scales float32 rounding: the committed model's graph
+#: agrees with the float64 reference to 1.4e-5 (tests/test_export.py: ≤ 6e-5).
+PROXIMAL_PARITY_TOLERANCE = 1e-4
 PARITY_SUPPORT_SIZES = (0, 1, 5, 10, 20)
 PARITY_SEED = 12345
 
@@ -180,9 +185,10 @@ def check(exported: Path, repo_root: Path) -> list[str]:
             continue
         error, n = parity_error(exported / entry["file"], params, entry["inner_lr"], entry["steps"],
                                 **arguments)
-        if error > PARITY_TOLERANCE:
+        tolerance = PARITY_TOLERANCE if arguments["lam"] is None else PROXIMAL_PARITY_TOLERANCE
+        if error > tolerance:
             problems.append(f"{name}: ONNX and PyTorch adaptation differ by {error:.3g} "
-                            f"(> {PARITY_TOLERANCE:g}) with {n} support points; the graph was "
+                            f"(> {tolerance:g}) with {n} support points; the graph was "
                             f"exported from other weights or code: run `maml-site export`")
         else:
             log.info("%s: files match the manifest; ONNX vs PyTorch max error %.2g", name, error)

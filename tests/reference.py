@@ -89,49 +89,56 @@ def unflat(vector: torch.Tensor, like: model.Params) -> model.Params:
 
 
 def reference_imaml(params, batch, cfg, exact_solve: bool):
-    """iMAML per task: proximal inner steps with autograd, then either the same
-    number of CG iterations with autograd Hessian-vector products, or the
-    linear system (I + H/λ) g = ∇L_test solved exactly with the full Hessian."""
+    """iMAML per task: damped Gauss–Newton steps on the proximal objective, each
+    step's linear system solved exactly with the Jacobian from autograd; then
+    either the same number of CG iterations on (I + G/λ) g = ∇L_test with
+    Gauss–Newton-vector products from autograd, or that system solved exactly
+    with the full Gauss–Newton matrix G = (2/N) JᵀJ."""
     lam, alpha = cfg.options["lam"], cfg.inner_lr
+    theta = flat(params)
     total = {n: torch.zeros_like(p) for n, p in params.items()}
     for t in range(batch.support_x.shape[0]):
         task = task_slice(batch, t)
-        # The proximal problem, step by step as meta.algorithms.imaml.solve_proximal
-        # describes it: keep a step only if it lowers the proximal objective.
-        def proximal_objective(phi):
-            penalty = sum((phi[n] - params[n]).pow(2).sum() for n in params)
-            return task_loss(phi, task.support_x, task.support_y) + lam / 2 * penalty
+        x, y = task.support_x.reshape(-1, 1), task.support_y.reshape(-1)
+        count = x.shape[0]
 
-        def train_grad(phi):
-            leaf = {n: p.detach().requires_grad_() for n, p in phi.items()}
-            grads = torch.autograd.grad(task_loss(leaf, task.support_x, task.support_y),
-                                        list(leaf.values()))
-            return dict(zip(phi, grads))
+        def outputs(v):
+            return mlp(unflat(v, params), x).reshape(-1)
 
-        phi, step_size = dict(params), alpha
-        objective, grads = proximal_objective(phi), train_grad(phi)
+        def proximal_objective(v):
+            return task_loss(unflat(v, params), x, y) + lam / 2 * (v - theta).pow(2).sum()
+
+        # The proximal problem, step by step as meta.algorithms.imaml.proximal_step
+        # describes it: minimise the objective with the network linearised at ϕ
+        # (the P x P system ((2/N) JᵀJ + λI) δ = −∇F solved directly), keep the
+        # step only if it lowers the objective, else halve the step size.
+        phi, step_size = theta.clone(), alpha
+        objective = proximal_objective(phi)
         for _ in range(cfg.inner_steps):
-            candidate = {n: phi[n] - step_size * (grads[n] + lam * (phi[n] - params[n])) for n in phi}
+            jacobian = torch.autograd.functional.jacobian(outputs, phi)          # [N, P]
+            residual = outputs(phi) - y
+            gradient = 2 / count * jacobian.T @ residual + lam * (phi - theta)
+            curvature = 2 / count * jacobian.T @ jacobian + lam * torch.eye(len(phi), dtype=phi.dtype)
+            candidate = phi - step_size * torch.linalg.solve(curvature, gradient)
             candidate_objective = proximal_objective(candidate)
             if candidate_objective < objective:
-                phi, objective, grads = candidate, candidate_objective, train_grad(candidate)
+                phi, objective = candidate, candidate_objective
             else:
                 step_size /= 2
-        phi_flat = flat(phi).detach()
-
-        def train_loss(v):
-            return task_loss(unflat(v, params), task.support_x, task.support_y)
+        phi_flat = phi.detach()
+        jacobian = torch.autograd.functional.jacobian(outputs, phi_flat)
 
         def test_loss(v):
             return task_loss(unflat(v, params), task.query_x, task.query_y)
 
         rhs = torch.func.grad(test_loss)(phi_flat)
         if exact_solve:
-            hessian = torch.func.hessian(train_loss)(phi_flat)
-            solution = torch.linalg.solve(torch.eye(len(rhs)) + hessian / lam, rhs)
+            gauss_newton = 2 / count * jacobian.T @ jacobian
+            solution = torch.linalg.solve(torch.eye(len(rhs), dtype=rhs.dtype) + gauss_newton / lam, rhs)
         else:
             def matvec(v):
-                return v + torch.func.jvp(torch.func.grad(train_loss), (phi_flat,), (v,))[1] / lam
+                jv = torch.func.jvp(outputs, (phi_flat,), (v,))[1]
+                return v + 2 / count * torch.func.vjp(outputs, phi_flat)[1](jv)[0] / lam
             solution, residual, direction = torch.zeros_like(rhs), rhs.clone(), rhs.clone()
             for _ in range(cfg.options["cg_steps"]):
                 a_dir = matvec(direction)
@@ -147,8 +154,6 @@ def reference_imaml(params, batch, cfg, exact_solve: bool):
         for n, g in unflat(solution, params).items():
             total[n] += g / batch.support_x.shape[0]
     return total
-
-
 
 
 REFERENCES = {

@@ -261,15 +261,16 @@ def test_a_checkpoint_without_a_usable_rate_is_skipped():
 
 # ------------------------------------------------------------ iMAML's proximal steps
 
-LAM = 0.1
+LAM = 10.0
 
 
-@pytest.mark.parametrize("lr", (0.01, 0.3, 3.0))
+@pytest.mark.parametrize("lr", (1.0, 0.5, 16.0))
 def test_batched_proximal_steps_match_the_per_task_autograd_reference(lr):
     """iMAML's inner solver as the protocol runs it (all tasks at once, the
-    training's own meta.algorithms.imaml.proximal_step) against meta.export's
-    reference that adapts one task with autograd (float64). At 0.3 and 3.0
-    many steps are refused and their step size halved, per task."""
+    training's own meta.algorithms.imaml.proximal_step: Gauss–Newton through
+    the N x N kernel, inverted by Newton–Schulz) against meta.export's
+    reference that adapts one task with autograd's Jacobian and exact solves
+    (float64). At 16 many steps are refused and their step size halved, per task."""
     from meta.algorithms.imaml import proximal_start, proximal_step
     from meta.evaluate import proximal_trajectory
 
@@ -281,10 +282,12 @@ def test_batched_proximal_steps_match_the_per_task_autograd_reference(lr):
     batched = torch.stack([model.forward(phi, query_x) for phi in path], 1)   # [T, 11, M, 1]
     for t in range(24):
         ref_y, ref_loss = reference_adaptation(params, x[t], y[t], query_x[0], lr, 10, lam=LAM)
-        torch.testing.assert_close(batched[t], ref_y, rtol=0, atol=1e-10)
+        # Newton–Schulz against exact solves: float64 rounding, amplified by the
+        # kernel's conditioning, reaches ~3e-9 at lr = 1.
+        torch.testing.assert_close(batched[t], ref_y, rtol=0, atol=1e-8)
         torch.testing.assert_close(model.loss({n: p[t:t + 1] for n, p in path[-1].items()},
                                               x[t:t + 1], y[t:t + 1])[0], ref_loss[-1],
-                                   rtol=0, atol=1e-10)
+                                   rtol=0, atol=1e-8)
     # How often the safeguard refused a step (the step size halves each time).
     theta = torch.cat([p.reshape(-1) for p in params.values()])
     state = proximal_start(theta, params, x, y, lr)
@@ -295,7 +298,7 @@ def test_batched_proximal_steps_match_the_per_task_autograd_reference(lr):
     objective = torch.stack(objective)
     assert (objective[1:] <= objective[:-1]).all()          # never climbs
     refused = (state.step_size[:, 0] < lr).sum().item()
-    if lr >= 0.3:
+    if lr >= 16.0:
         assert refused >= 12, f"only {refused} of 24 tasks had a step refused at lr = {lr}"
     # The same steps from a per-task θ ([T, ...], as fine_tune passes it).
     per_task = adapt_safeguarded(model.per_task(params, 24), x, y, 10, lr, lam=LAM)
@@ -312,12 +315,13 @@ def test_the_proximal_steps_are_the_ones_training_takes():
 
     params = model.init_params(torch.Generator().manual_seed(2))
     x, y = _tasks(30, 10, seed=4, dtype=torch.float32)
-    phi, _ = solve_proximal(params, x, y, LAM, 0.05, 10)
-    path = proximal_trajectory(params, x, y, 10, 0.05, LAM)
+    phi, _ = solve_proximal(params, x, y, LAM, 0.5, 10)
+    path = proximal_trajectory(params, x, y, 10, 0.5, LAM)
     assert torch.equal(model.flatten_tasks(path[-1]), phi)
-    results = evaluate(params, 0.01, num_tasks=50, shots=(5,), max_steps=3, lam=LAM)
+    results = evaluate(params, 0.5, num_tasks=50, shots=(5,), max_steps=3, lam=LAM)
     procedure = results["protocol"]["inner_procedure"]
     assert procedure["kind"] == "proximal" and procedure["lam"] == LAM
+    assert "Gauss-Newton" in procedure["solver"]
     assert procedure_arguments(procedure) == {"halvings": HALVINGS, "lam": LAM}
     assert procedure_arguments(inner_procedure()) == {"halvings": HALVINGS, "lam": None}
     assert procedure_arguments(None) == {"halvings": None, "lam": None}
@@ -328,7 +332,7 @@ def test_the_proximal_steps_are_the_ones_training_takes():
         procedure_arguments({"kind": "newton"})
     # No support points: nothing moves, and no NaN.
     empty = torch.zeros(2, 0, 1)
-    still = adapt_safeguarded(model.per_task(params, 2), empty, empty, 3, 0.01, lam=LAM)
+    still = adapt_safeguarded(model.per_task(params, 2), empty, empty, 3, 0.5, lam=LAM)
     for name, p in params.items():
         assert torch.equal(still[name], p.expand_as(still[name]))
 
@@ -351,9 +355,10 @@ def test_imaml_selection_sees_validation_tasks_only(monkeypatch):
 
     monkeypatch.setattr(evaluate_mod, "evaluate", recording)
     selector = CheckpointSelector(
-        lambda params: choose_inner_lr(params, (0.005, 0.01), num_tasks=40, lam=LAM)[0],
+        lambda params: choose_inner_lr(params, (0.5, 1.0), num_tasks=40, lam=LAM)[0],
         num_tasks=60, lam=LAM)
-    train(TrainConfig("imaml", iterations=20, inner_steps=3, log_every=10, options={"lam": LAM}),
+    train(TrainConfig("imaml", iterations=20, inner_lr=1.0, inner_steps=3, log_every=10,
+                      options={"lam": LAM}),
           device="cpu", progress=False, checkpoints=2, on_checkpoint=selector)
     assert len(calls) == 2 * (2 + 1)                       # two rates and one score per checkpoint
     assert {seed for seed, _ in calls} == {VALIDATION_SEED} and EVAL_SEED not in dict(calls)

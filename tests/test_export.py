@@ -381,8 +381,16 @@ def test_run_onnx_checks_its_inputs_and_accepts_flat_arrays(exported):
 # ------------------------------------------------------------ iMAML's proximal steps
 
 #: λ of the proximal graphs tested here: the iMAML model's (site_builder.config)
-#: and a weak one, under which the objective is almost the plain support MSE.
-PROXIMAL_LAMS = (10.0, 0.1)
+#: and a weak one, under which the steps nearly fit the support points.
+PROXIMAL_LAMS = (10.0, 1.0)
+#: Step sizes: the full Gauss–Newton step, the half step the iMAML model adapts
+#: with, and one so long that most first steps are refused and halved.
+PROXIMAL_LRS = (1.0, 0.5, 16.0)
+#: The Gauss–Newton step inverts the N x N kernel system J Jᵀ + λN/2·I, whose
+#: condition number scales float32 rounding: ONNX and the float64 reference
+#: agreed to 6e-5 at λ = 10 and to 1.9e-4 at λ = 1 (a ridge ten times smaller),
+#: not to the 1e-5 of the gradient steps.
+PROXIMAL_TOLERANCES = {10.0: 1e-4, 1.0: 3e-4}
 
 
 @pytest.fixture(scope="module", params=PROXIMAL_LAMS)
@@ -393,13 +401,15 @@ def proximal_exported(params, tmp_path_factory, request):
     return path, info, lam
 
 
-@pytest.mark.parametrize("lr", (0.01, 0.3))
+@pytest.mark.parametrize("lr", PROXIMAL_LRS)
 def test_proximal_graph_matches_autograd_reference_at_every_step(params, proximal_exported, lr):
     """The graph iMAML is exported with runs its training's inner solver: ONNX
-    against the per-task autograd reference (float64), 0..20 support points.
-    At 0.3 steps are refused and the step size halved, which the test counts."""
+    against the per-task autograd reference (float64, exact solves), 0..20
+    support points. At the longest step size steps are refused and the step
+    size halved, which the test counts."""
     path, info, lam = proximal_exported
     assert info["inner_procedure"]["kind"] == "proximal" and info["inner_procedure"]["lam"] == lam
+    assert "Gauss-Newton" in info["inner_procedure"]["solver"]
     worst, frozen = 0.0, 0
     for support_x, support_y, query_x in sinusoid_cases(seed=int(lr * 1000) + 5):
         ref_y, ref_loss = reference_adaptation(params, support_x.double(), support_y.double(),
@@ -413,9 +423,9 @@ def test_proximal_graph_matches_autograd_reference_at_every_step(params, proxima
         if support_x.shape[0] == 0:
             assert np.array_equal(onnx_loss, np.zeros(STEPS + 1, dtype=np.float32))
             assert all(np.array_equal(row, onnx_y[0]) for row in onnx_y[1:])
-    if lr >= 0.3:
+    if lr >= 16.0:
         assert frozen >= 20, f"only {frozen} refused steps at lr = {lr}"
-    assert worst <= TOLERANCE, f"max |onnx - autograd| = {worst:.2e}"
+    assert worst <= PROXIMAL_TOLERANCES[lam], f"max |onnx - autograd| = {worst:.2e}"
 
 
 def test_proximal_module_agrees_with_the_evaluation_and_with_onnx(params, proximal_exported):
@@ -427,18 +437,18 @@ def test_proximal_module_agrees_with_the_evaluation_and_with_onnx(params, proxim
     g = torch.Generator().manual_seed(9)
     batch = SINUSOID.sample_batch(3, 5, 50, g)
     module = SinusoidAdaptation(params, STEPS, lam=lam)
-    for lr in (0.01, 0.3):
+    for lr in PROXIMAL_LRS:
         trajectory = proximal_trajectory(params, batch.support_x, batch.support_y, STEPS, lr, lam)
         for t in range(3):
             got_y, got_loss = module(batch.support_x[t], batch.support_y[t], batch.query_x[t],
                                      torch.tensor(lr))
             onnx_y, onnx_loss = run_onnx(path, batch.support_x[t], batch.support_y[t],
                                          batch.query_x[t], lr)
-            assert np.abs(onnx_y - got_y.numpy()).max() <= TOLERANCE
-            assert np.abs(onnx_loss - got_loss.numpy()).max() <= TOLERANCE
+            assert np.abs(onnx_y - got_y.numpy()).max() <= PROXIMAL_TOLERANCES[lam]
+            assert np.abs(onnx_loss - got_loss.numpy()).max() <= PROXIMAL_TOLERANCES[lam]
             for step, phi in enumerate(trajectory):
                 expected = forward({n: p[t:t + 1] for n, p in phi.items()}, batch.query_x[t:t + 1])[0]
-                assert (got_y[step] - expected).abs().max().item() <= TOLERANCE
+                assert (got_y[step] - expected).abs().max().item() <= PROXIMAL_TOLERANCES[lam]
 
 
 def test_proximal_graph_keeps_the_contract_interface_and_plain_ops(proximal_exported):
@@ -454,3 +464,4 @@ def test_proximal_graph_keeps_the_contract_interface_and_plain_ops(proximal_expo
     assert described["inputs"] == SIGNATURE["inputs"]
     assert [o["name"] for o in described["outputs"]] == list(OUTPUT_NAMES)
     assert "lam/2" in described["outputs"][0]["meaning"]
+    assert "Gauss–Newton" in described["outputs"][0]["meaning"]

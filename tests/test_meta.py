@@ -120,11 +120,13 @@ CASES = [   # (algorithm, config overrides); each is checked against REFERENCES[
     ("fomaml", {"inner_steps": 1}),
     ("fomaml", {"inner_steps": 4}),
     ("reptile", {"inner_steps": 5, "inner_lr": 0.02}),
-    ("imaml", {"inner_steps": 4, "options": {"lam": 20.0, "cg_steps": 5}}),
-    # The registered setting (λ = 0.1; with it CG truncates on some tasks of a 25-task batch).
-    ("imaml", {"inner_steps": 10, "options": {"lam": 0.1, "cg_steps": 5}}),
-    # A rate so large that some proximal steps are rejected and retried at half size.
-    ("imaml", {"inner_steps": 4, "inner_lr": 0.3, "options": {"lam": 20.0, "cg_steps": 5}}),
+    # The registered setting: three full Gauss–Newton steps, λ = 10.
+    ("imaml", {"inner_steps": 3, "inner_lr": 1.0, "options": {"lam": 10.0, "cg_steps": 5}}),
+    # A weaker proximal term (below λ = 5 float32 rounding of the inner solve
+    # reaches 1e-5 on these random parameters: λ = 2 gives 1.4e-5; float64 agrees to 1e-13).
+    ("imaml", {"inner_steps": 3, "inner_lr": 1.0, "options": {"lam": 5.0, "cg_steps": 5}}),
+    # A step size so large that some steps are refused and retried at half size.
+    ("imaml", {"inner_steps": 4, "inner_lr": 6.0, "options": {"lam": 20.0, "cg_steps": 5}}),
 ]
 
 
@@ -200,7 +202,8 @@ COMPILED_CONFIGS = {
     "maml": TrainConfig("maml", iterations=1, inner_steps=2),
     "fomaml": TrainConfig("fomaml", iterations=1),
     "reptile": TrainConfig("reptile", iterations=1, inner_steps=5, meta_lr=1.0),
-    "imaml": TrainConfig("imaml", iterations=1, inner_steps=10, options={"lam": 0.1, "cg_steps": 5}),
+    "imaml": TrainConfig("imaml", iterations=1, inner_lr=1.0, inner_steps=3,
+                         options={"lam": 10.0, "cg_steps": 5}),
 }
 
 
