@@ -401,34 +401,21 @@ class SinusoidAdaptation(nn.Module):
             count = torch.clamp(torch.ones_like(support_y).sum(), min=1.0)
             trajectory, losses = self._forward_proximal(support_x, support_y, count, inner_lr)
             return self._predict(trajectory, query_x), torch.stack(losses)
-        w1, b1, w2, b2, w3, b3 = (getattr(self, n) for n in PARAM_NAMES)
+        params = tuple(getattr(self, n) for n in PARAM_NAMES)
         # The mean's divisor; clamped to 1 so that N = 0 gives loss 0 and gradient 0.
         count = torch.clamp(torch.ones_like(support_y).sum(), min=1.0)
-        zero = torch.zeros((), dtype=support_x.dtype)
-        x_t = support_x.transpose(0, 1)
-        trajectory, losses = [(w1, b1, w2, b2, w3, b3)], []
+        trajectory, losses = [params], []
         for step in range(self.steps + 1):
-            # Forward on the support set, keeping what the backward pass needs.
-            z1 = support_x @ w1 + b1
-            h1 = torch.relu(z1)
-            z2 = h1 @ w2 + b2
-            h2 = torch.relu(z2)
-            residual = h2 @ w3 + b3 - support_y
-            support_loss = (residual * residual).sum() / count
+            # The exporter keeps only what reaches an output: the last step's
+            # gradient, never used, is not in the graph.
+            support_loss, grads = self._loss_and_grads(support_x, support_y, count, params)
             losses.append(support_loss)
             if step == self.steps:
                 break
-            # Backward: d(MSE)/d(parameters), layer by layer.
-            d_out = residual * (2.0 / count)
-            d_z2 = torch.where(z2 > 0, d_out @ w3.transpose(0, 1), zero)
-            d_z1 = torch.where(z1 > 0, d_z2 @ w2.transpose(0, 1), zero)
-            params = (w1, b1, w2, b2, w3, b3)
-            grads = (x_t @ d_z1, d_z1.sum(0), h1.transpose(0, 1) @ d_z2, d_z2.sum(0),
-                     h2.transpose(0, 1) @ d_out, d_out.sum(0))
             rate = inner_lr if self.halvings is None else self._step_length(
                 support_x, support_y, count, params, grads, inner_lr, support_loss)
-            w1, b1, w2, b2, w3, b3 = (p - rate * g for p, g in zip(params, grads))
-            trajectory.append((w1, b1, w2, b2, w3, b3))
+            params = tuple(p - rate * g for p, g in zip(params, grads))
+            trajectory.append(params)
         return self._predict(trajectory, query_x), torch.stack(losses)  # [S+1, M, 1], [S+1]
 
     @staticmethod
