@@ -12,6 +12,9 @@ meta-batch 25, K = 10 + 10, tasks drawn in the page) in Debian's Chromium.
 
   alone           each algorithm meta-training by itself, no held-out
                   measurements: meta-iterations per second.
+  together        the four in one worker on the same batches, no held-out
+                  measurements and nothing drawn: meta-iterations per second
+                  (each algorithm does every one).
   side by side    the widget itself, all four at full speed, drawing as it
                   goes and measuring the held-out tasks every 100 iterations:
                   meta-iterations per second (each algorithm does every one),
@@ -104,6 +107,7 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
         alone = {}
         for alg in ALGORITHMS:
             alone[alg] = page.evaluate(RUN_JS, [module, [alg], 20, alone_n, 0])["perSecond"]
+        together = page.evaluate(RUN_JS, [module, list(ALGORITHMS), 20, side_n, 0])["perSecond"]
         compare = page.evaluate(RUN_JS, [module, ["pretrained", "maml"], 0, compare_n, compare_n])
         page.locator(WIDGET).evaluate("el => el.scrollIntoView({block: 'center'})")
         page.wait_for_selector(WIDGET + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
@@ -119,7 +123,7 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
         context.close()
     start, end = compare["heldout"][0], compare["heldout"][-1]
     return {
-        "alone": alone, "alone_iterations": alone_n,
+        "alone": alone, "alone_iterations": alone_n, "together": together,
         "side_by_side": side, "side_iterations": side_n,
         "compare": {"iterations": end["iteration"], "seconds": compare["seconds"],
                     "start": start["errors"], "end": end["errors"]},
@@ -133,6 +137,8 @@ def describe(live: dict) -> list[str]:
     compare = live["compare"]
     return [
         f"live meta-training, meta-iterations/s alone ({live['alone_iterations']} each): {alone}",
+        f"live meta-training, the four side by side, training only ({live['side_iterations']}): "
+        f"{live['together']:.0f} meta-iterations/s each",
         f"live meta-training, the four side by side in the widget ({live['side_iterations']}): "
         f"{side['perSecond']:.0f} each; the page's longest frame gap {side['worstFrameGapMs']:.0f} ms, "
         f"{side['longTasks']} long task(s) over 50 ms (longest {side['longestTaskMs']:.0f} ms); "
