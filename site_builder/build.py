@@ -222,6 +222,17 @@ def _run_stages_in(options: BuildOptions, names: list[str],
         else:
             updated.update(meta_entries)
             report.ran.update({"meta-step graphs": meta_ran} if meta_ran else {})
+    if set(stages) == set(STAGES) and not errors and names == list(MODELS):   # conv nets (issue 13)
+        from .conv_stage import run_conv_stage
+        try:
+            conv_entries, conv_ran = run_conv_stage(exported, options.repo_root, recorded,
+                                                    options.profile, options.seed, options.device,
+                                                    options.retrain)
+        except Exception as exc:
+            errors.append(_describe("conv nets", exc))
+        else:
+            updated.update(conv_entries)
+            report.ran.update({"conv nets": conv_ran} if conv_ran else {})
     if updated:
         exported.mkdir(parents=True, exist_ok=True)
         report.manifest_changed = manifest.write(exported, old, updated)

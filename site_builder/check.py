@@ -197,6 +197,9 @@ def check(exported: Path, repo_root: Path) -> list[str]:
     from .meta_step_stage import check_meta_step_graphs      # issue 12: meta-step graphs
     more_problems, more_notes = check_meta_step_graphs(exported, entries)
     problems, notes = problems + more_problems, notes + more_notes
+    from .conv_stage import check_conv_models                # issue 13: conv nets
+    more_problems, more_notes = check_conv_models(exported, entries)
+    problems, notes = problems + more_problems, notes + more_notes
     if problems:
         raise BuildFailure("check failed:\n  " + "\n  ".join(problems))
     for note in notes:

@@ -304,15 +304,63 @@ def generate(seed: int = GLYPH_SEED, alphabets: int = ALPHABETS, characters: int
                         ("hand_count", hand_count), ("size", size)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    out = np.empty((alphabets, characters, hand_count, size, size), np.uint8)
-    for a in range(alphabets):
+    return generate_alphabets(seed, range(alphabets), characters, hand_count, size)
+
+
+def generate_alphabets(seed: int, indices, characters: int = CHARACTERS, hand_count: int = HANDS,
+                       size: int = SIZE) -> np.ndarray:
+    """Ink of the alphabets numbered ``indices`` (each drawn from its own random
+    streams, so alphabet i is the same whatever else is drawn), uint8
+    [len(indices), character, hand, size, size]."""
+    indices = [int(i) for i in indices]
+    for name, value in (("characters", characters), ("hand_count", hand_count), ("size", size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    out = np.empty((len(indices), characters, hand_count, size, size), np.uint8)
+    for row, a in enumerate(indices):
         drawers = hands(seed, a, hand_count)
         drawings = [(_draw(strokes, hand, _rng(seed, 2, a, c, h)), hand.pen)
                     for c, strokes in enumerate(alphabet_characters(seed, a, characters))
                     for h, hand in enumerate(drawers)]
         ink = _raster(drawings, size).reshape(characters, hand_count, size, size)
-        out[a] = np.round(255 * ink)
+        out[row] = np.round(255 * ink)
     return out
+
+
+# ------------------------------------------------- the conv nets' alphabets
+#
+# The quiz's alphabets (numbers 0 .. ALPHABETS-1) are the HELD-OUT alphabets:
+# the conv nets are evaluated on them and the reader plays them, but no model
+# ever trains on them or chooses a setting with them. Meta-training draws
+# BACKGROUND alphabets and settings are chosen on VALIDATION alphabets, from
+# their own ranges of alphabet numbers (so their own random streams): the three
+# sets never share an alphabet. tests/test_conv.py checks it.
+
+#: Pixel size of the drawings the conv nets see, and that the quiz shows.
+MODEL_SIZE = 28
+SPLITS = ("background", "validation", "held-out")
+_SPLIT_START = {"background": 10_000, "validation": 20_000, "held-out": 0}
+_SPLIT_LIMIT = {"background": 10_000, "validation": 10_000, "held-out": ALPHABETS}
+
+
+def split_indices(split: str, count: int) -> list[int]:
+    """The alphabet numbers of the first ``count`` alphabets of a split."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown alphabet split {split!r}; allowed: {', '.join(SPLITS)}")
+    if not isinstance(count, int) or not 1 <= count <= _SPLIT_LIMIT[split]:
+        raise ValueError(f"{split} alphabets: count must be an integer from 1 to "
+                         f"{_SPLIT_LIMIT[split]}, got {count!r}")
+    start = _SPLIT_START[split]
+    return list(range(start, start + count))
+
+
+@functools.lru_cache(maxsize=8)
+def split_glyphs(split: str, count: int, characters: int = CHARACTERS, hand_count: int = HANDS,
+                 size: int = MODEL_SIZE, seed: int = GLYPH_SEED) -> np.ndarray:
+    """uint8 [count, characters, hands, size, size] of a split; read-only, drawn once per process."""
+    ink = generate_alphabets(seed, split_indices(split, count), characters, hand_count, size)
+    ink.flags.writeable = False
+    return ink
 
 
 def alphabet_name(seed: int, alphabet: int) -> str:
@@ -349,19 +397,26 @@ def site_glyphs(seed: int = GLYPH_SEED) -> np.ndarray:
 def site_files(seed: int = GLYPH_SEED) -> dict[str, bytes]:
     """{file name: bytes} of the site's glyph sheets and their index."""
     ink = site_glyphs(seed)
+    # The same drawings at the conv nets' size: the quiz shows these pixels and
+    # hands exactly them to the models that play beside the reader.
+    small = split_glyphs("held-out", ink.shape[0], ink.shape[1], ink.shape[2], MODEL_SIZE, seed)
     sheets = []
     files: dict[str, bytes] = {}
     for a in range(ink.shape[0]):
         name = f"alphabet-{a + 1:02d}.png"
+        model_name = f"alphabet-{a + 1:02d}-{MODEL_SIZE}px.png"
         files[name] = sprite_png(ink[a])
-        sheets.append({"name": alphabet_name(seed, a), "file": name})
+        files[model_name] = sprite_png(small[a])
+        sheets.append({"name": alphabet_name(seed, a), "file": name, "model_file": model_name})
     index = {
         "format": 1,
         "seed": seed,
         "size": ink.shape[-1],
         "characters": ink.shape[1],
         "hands": ink.shape[2],
-        "layout": "each sheet has one row per hand and one column per character",
+        "model_size": MODEL_SIZE,
+        "layout": "each sheet has one row per hand and one column per character; model_file: "
+                  "the same drawings at model_size pixels, as the conv nets see them",
         "alphabets": sheets,
     }
     files[INDEX] = atomic.dumps_json(index).encode("utf-8")

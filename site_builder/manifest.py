@@ -46,7 +46,10 @@ def entry_order() -> list[str]:
 
     from .meta_step_stage import graph_names as meta_step_names
 
-    return list(MODELS) + graph_names() + meta_step_names()
+    from .conv_stage import model_names as conv_names
+
+    # The conv nets (issue 13) after the toy graphs; the meta-step graphs stay last.
+    return list(MODELS) + graph_names() + conv_names() + meta_step_names()
 
 
 def entries_by_name(manifest: dict) -> dict[str, dict]:

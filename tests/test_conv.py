@@ -1,0 +1,224 @@
+"""The conv nets on the glyph alphabets (issue 13): meta/conv.py, meta/conv_export.py,
+site_builder/conv_stage.py.
+
+What a reader and a reuser rely on: the quiz's alphabets are never trained
+on; a round is N characters of one alphabet, one drawing each by one hand,
+and queries by other hands; MAML's batched meta-gradient is the per-task
+one; the exported graph computes what autograd computes (≤ 1e-4 on
+probabilities), gives 0 to classes no support label names, and is listed in
+the manifest with its inputs, outputs and accuracy metrics.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from meta import conv, conv_export
+from site_builder import conv_stage, glyphs
+from site_builder.check import check
+from site_builder.config import CONV_MODELS
+from site_builder.errors import BuildFailure
+
+
+def _coded_ink(alphabets=3, characters=20, hands=4) -> np.ndarray:
+    """Ink whose pixels encode where a drawing came from: (alphabet, character, hand)."""
+    ink = np.zeros((alphabets, characters, hands, conv.SIZE, conv.SIZE), np.uint8)
+    for a in range(alphabets):
+        for c in range(characters):
+            for h in range(hands):
+                ink[a, c, h, 0, 0], ink[a, c, h, 0, 1], ink[a, c, h, 0, 2] = a, c, h
+    return ink
+
+
+def _decode(images: torch.Tensor) -> np.ndarray:
+    return np.rint(images[..., 0, :3].numpy() * 255).astype(int)
+
+
+# ------------------------------------------------------------------ data
+
+def test_background_validation_and_held_out_alphabets_are_never_mixed():
+    held = glyphs.split_indices("held-out", glyphs.ALPHABETS)
+    background = glyphs.split_indices("background", 500)
+    validation = glyphs.split_indices("validation", 500)
+    assert held == list(range(glyphs.ALPHABETS))            # the quiz's alphabets
+    assert not set(held) & set(background) and not set(held) & set(validation)
+    assert not set(background) & set(validation)
+    # The quiz's sheets are the held-out alphabets: the same drawings as split_glyphs gives.
+    small = glyphs.split_glyphs("held-out", 2, glyphs.CHARACTERS, glyphs.HANDS)
+    np.testing.assert_array_equal(small[1], glyphs.generate(glyphs.GLYPH_SEED, 2, size=28)[1])
+    # No background drawing is a held-out one.
+    bg = glyphs.split_glyphs("background", 2, glyphs.CHARACTERS, glyphs.HANDS)
+    assert min(np.abs(bg[i].astype(int) - small[j].astype(int)).mean()
+               for i in range(2) for j in range(2)) > 5
+    with pytest.raises(ValueError, match="unknown alphabet split"):
+        glyphs.split_indices("test", 1)
+
+
+def test_the_build_trains_on_background_chooses_on_validation_evaluates_on_held_out(monkeypatch, tmp_path):
+    asked = []
+    real = glyphs.split_glyphs
+
+    def spy(split, count, *args, **kwargs):
+        asked.append((split, count))
+        return real(split, count, *args, **kwargs)
+
+    monkeypatch.setattr(glyphs, "split_glyphs", spy)
+    calls = []
+    real_train = conv.train
+
+    def train_spy(cfg, ink, *args, **kwargs):
+        calls.append(ink)
+        return real_train(cfg, ink, *args, **kwargs)
+
+    monkeypatch.setattr(conv, "train", train_spy)
+    conv_stage.run_conv_stage(tmp_path, conv_stage.Path(__file__).parents[1], {}, "quick", 0, "cpu", False)
+    assert len(calls) == len(CONV_MODELS)
+    background = real("background", 2, glyphs.CHARACTERS, 3)
+    for ink in calls:
+        np.testing.assert_array_equal(ink, background[:ink.shape[0], :, :ink.shape[2]])
+    assert ("background", 2) in asked and ("validation", 10) in asked and ("held-out", 20) in asked
+
+
+def test_a_round_is_one_alphabet_one_support_hand_queries_by_other_hands():
+    tasks = conv.GlyphTasks(_coded_ink())
+    g = torch.Generator().manual_seed(0)
+    for ways, same in ((5, True), (20, False)):
+        batch = tasks.sample(50, ways, g, queries=2, same_query_hand=same)
+        s, q = _decode(batch.support), _decode(batch.query)           # [T, B, 3]
+        assert batch.support.shape == (50, ways, 28, 28)
+        assert (s[:, :, 0] == s[:, :1, 0]).all() and (q[:, :, 0] == s[:, :1, 0]).all()
+        assert (s[:, :, 2] == s[:, :1, 2]).all(), "support drawings are by one hand"
+        assert all(len(set(row)) == ways for row in s[:, :, 1]), "N different characters"
+        assert (q[:, :, 2] != s[:, :1, 2]).all(), "queries are by other hands"
+        if same:
+            assert (q[:, :, 2] == q[:, :1, 2]).all()
+        # A query's label names the support drawing of its character.
+        for t in range(50):
+            for j, label in enumerate(batch.query_labels[t].tolist()):
+                assert q[t, j, 1] == s[t, label, 1]
+        assert batch.mask.sum(1).tolist() == [ways] * 50
+
+
+# ------------------------------------------------------------------ training
+
+def test_batched_second_order_meta_gradient_is_the_mean_of_per_task_ones():
+    tasks = conv.GlyphTasks(glyphs.split_glyphs("background", 2, 20, 3))
+    g = torch.Generator().manual_seed(1)
+    theta = {n: p.requires_grad_(True) for n, p in conv.init_params(g, channels=8).items()}
+    batch = tasks.sample(3, 5, g)
+    batched, _ = conv.meta_gradient(theta, batch, 0.2, 2)
+    per_task = [conv.meta_gradient(theta, conv.GlyphBatch(*[x[i:i + 1] for x in batch]), 0.2, 2)[0]
+                for i in range(3)]
+    for k, g_batched in enumerate(batched):
+        expected = sum(grads[k] for grads in per_task) / 3
+        torch.testing.assert_close(g_batched, expected, atol=1e-6, rtol=1e-4)
+    # Second order differs from first order (the Hessian term is there).
+    first, _ = conv.meta_gradient(theta, batch, 0.2, 2, first_order=True)
+    assert max(float((a - b).abs().max()) for a, b in zip(first, batched)) > 1e-5
+
+
+def test_training_lowers_the_meta_loss_and_is_deterministic():
+    ink = glyphs.split_glyphs("background", 2, 20, 3)
+    cfg = conv.ConvConfig("maml", iterations=30, meta_batch_size=4, ways=(5,), channels=8,
+                          inner_steps=1, meta_lr=3e-3, log_every=10, alphabets=2, hands=3)
+    first, again = conv.train(cfg, ink, "cpu"), conv.train(cfg, ink, "cpu")
+    assert first.history[-1]["meta_loss"] < first.history[0]["meta_loss"]
+    for name in first.params:
+        torch.testing.assert_close(first.params[name], again.params[name], rtol=0, atol=0)
+
+
+def test_bad_conv_settings_are_one_clear_error():
+    with pytest.raises(ValueError, match="ways must be from 2 to 20"):
+        conv.ConvConfig("maml", ways=(5, 21))
+    with pytest.raises(ValueError, match="unknown conv algorithm"):
+        conv.ConvConfig("reptile")
+
+
+# ------------------------------------------------------------------ the graph
+
+@pytest.fixture(scope="module")
+def params():
+    return conv.init_params(torch.Generator().manual_seed(3), channels=8)
+
+
+def test_hand_written_backward_matches_autograd(params):
+    tasks = conv.GlyphTasks(glyphs.split_glyphs("validation", 1, 20, 5))
+    batch = tasks.sample(1, 20, torch.Generator().manual_seed(2))
+    s, y, q = batch.support[0].unsqueeze(1).double(), batch.support_labels[0], batch.query[0].unsqueeze(1).double()
+    p64 = {n: v.double() for n, v in params.items()}
+    got = conv_export.ConvAdaptation(p64, 4).double()(s, y, q, torch.tensor(0.3, dtype=torch.float64))
+    want = conv_export.reference_adaptation(p64, s, y, q, 0.3, 4)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def graph(params, tmp_path_factory):
+    path = tmp_path_factory.mktemp("conv") / "g.onnx"
+    info = conv_export.export_conv(params, path, steps=2)
+    return path, info
+
+
+def test_graph_matches_pytorch_within_1e4_and_masks_absent_classes(params, graph):
+    path, info = graph
+    assert "ConvTranspose" in info["ops"] and info["bytes"] < 1_000_000
+    tasks = conv.GlyphTasks(glyphs.split_glyphs("held-out", 2, 20, 5))
+    g = torch.Generator().manual_seed(5)
+    for ways in (5, 20):
+        batch = tasks.sample(1, ways, g, same_query_hand=True)
+        s, y, q = batch.support[0].unsqueeze(1), batch.support_labels[0], batch.query[0].unsqueeze(1)
+        probs, loss = conv_export.run_onnx(path, s.numpy(), y.numpy(), q.numpy(), 0.4)
+        ref_p, ref_l = conv_export.reference_adaptation(params, s.double(), y, q.double(), 0.4, 2)
+        assert probs.shape == (3, ways, 20) and loss.shape == (3,)
+        assert np.abs(probs - ref_p.numpy()).max() <= 1e-4
+        assert np.abs(loss - ref_l.numpy()).max() <= 1e-4
+        assert (probs[:, :, ways:] == 0).all(), "classes no support label names get 0"
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    # One query at a time gives the same answer as all at once (no batch statistics).
+    alone, _ = conv_export.run_onnx(path, s.numpy(), y.numpy(), q[:1].numpy(), 0.4)
+    np.testing.assert_allclose(alone[:, 0], probs[:, 0], atol=1e-6)
+
+
+# ------------------------------------------------------------------ the build
+
+def test_the_build_lists_both_conv_nets_with_metrics_and_check_verifies_them(quick_build, tmp_path):
+    manifest = json.loads((quick_build.exported / "manifest.json").read_text())
+    entries = {e["name"]: e for e in manifest["models"]}
+    for name, spec in CONV_MODELS.items():
+        entry = entries[name]
+        assert entry["algorithm"] == spec.algorithm and entry["task"]["family"] == "glyphs"
+        assert [p["name"] for p in entry["graph"]["inputs"]] == list(conv_export.INPUT_NAMES)
+        assert [p["name"] for p in entry["graph"]["outputs"]] == list(conv_export.OUTPUT_NAMES)
+        for key in ("acc_5way_1shot", "acc_20way_1shot"):
+            assert 0 <= entry["metrics"][key] <= 1 and 0 <= entry["metrics"][key + "_ci95"] < 1
+        assert entry["steps"] >= 1 and entry["inner_lr"] > 0
+        size = sum((quick_build.exported / f).stat().st_size
+                   for f in (entry["file"], entry["weights"]["file"]))
+        assert size <= 1_000_000, f"{name}'s files take {size} bytes"
+        results = json.loads((quick_build.exported / entry["results"]["file"]).read_text())
+        assert len(results["evaluation"]["20"]["accuracy"]) == entry["steps"] + 1
+    assert entries["pretrained-glyphs"]["selection"]["chosen"] == entries["pretrained-glyphs"]["inner_lr"]
+    # The site serves the graphs.
+    assert (quick_build.site / "assets/models/maml-glyphs.onnx").is_file()
+
+    copy = tmp_path / "exported"
+    shutil.copytree(quick_build.exported, copy)
+    check(copy, conv_stage.Path(__file__).parents[1])
+    onnx = copy / entries["maml-glyphs"]["file"]
+    onnx.write_bytes(onnx.read_bytes()[:-8] + b"tampered")
+    with pytest.raises(BuildFailure, match="maml-glyphs: maml-glyphs.onnx is missing or does not match"):
+        check(copy, conv_stage.Path(__file__).parents[1])
+
+
+def test_the_conv_stage_does_nothing_when_its_inputs_are_unchanged(quick_build):
+    manifest = json.loads((quick_build.exported / "manifest.json").read_text())
+    entries = {e["name"]: e for e in manifest["models"]}
+    before = {p.name: p.stat().st_mtime_ns for p in quick_build.exported.glob("*-glyphs.*")}
+    _, ran = conv_stage.run_conv_stage(quick_build.exported, conv_stage.Path(__file__).parents[1],
+                                       entries, "quick", 0, "cpu", False)
+    assert ran == []
+    assert before == {p.name: p.stat().st_mtime_ns for p in quick_build.exported.glob("*-glyphs.*")}
