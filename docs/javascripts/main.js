@@ -26,7 +26,7 @@ const WIDGETS = {
   "proximal-loss": { model: true, load: () => import("./widgets/proximal-loss.js") },
   "implicit-gradient": { model: true, load: () => import("./widgets/implicit-gradient.js") },
   "meta-gradients": { model: true, load: () => import("./widgets/meta-gradients.js") },
-  "few-shot-quiz": { model: false, load: () => import("./widgets/few-shot-quiz.js") },
+  "few-shot-quiz": { model: true, load: () => import("./widgets/few-shot-quiz.js") },
   "few-shot-map": { model: false, load: () => import("./widgets/few-shot-map.js") },
   "omniglot-accuracy": { model: false, load: () => import("./widgets/omniglot-accuracy.js") },
 };

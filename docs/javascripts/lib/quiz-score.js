@@ -7,16 +7,36 @@
 // change made in another tab arrives as a "storage" event.
 
 export const WAYS = [5, 20];
+/** The conv nets that play beside the reader (issue 13): manifest algorithm, score key, label. */
+export const PLAYERS = [
+  { algorithm: "maml", key: "maml", label: "MAML" },
+  { algorithm: "pretrained", key: "pretrained", label: "Pretrained" },
+];
 export const SCORE_EVENT = "few-shot-quiz:score";
 const KEY = "maml-site:few-shot-quiz";
 
 let inMemory = null;
 
-function empty() {
+function emptyWays() {
   return Object.fromEntries(WAYS.map((way) => [way, { right: 0, total: 0 }]));
 }
 
-/** {5: {right, total}, 20: {right, total}}; anything unreadable counts as no answers. */
+function empty() {
+  return { ...emptyWays(), players: Object.fromEntries(PLAYERS.map(({ key }) => [key, emptyWays()])) };
+}
+
+function readWays(saved, into) {
+  for (const way of WAYS) {
+    const right = Number(saved?.[way]?.right);
+    const total = Number(saved?.[way]?.total);
+    if (Number.isInteger(right) && Number.isInteger(total) && right >= 0 && total >= right) {
+      into[way] = { right, total };
+    }
+  }
+}
+
+/** {5: {right, total}, 20: {right, total}, players: {maml: {5, 20}, pretrained: {5, 20}}}
+ * (the reader's, then the models' on the rounds they played); anything unreadable counts as no answers. */
 export function readScores() {
   let text = inMemory;
   try {
@@ -27,13 +47,8 @@ export function readScores() {
   const scores = empty();
   try {
     const saved = JSON.parse(text ?? "{}");
-    for (const way of WAYS) {
-      const right = Number(saved?.[way]?.right);
-      const total = Number(saved?.[way]?.total);
-      if (Number.isInteger(right) && Number.isInteger(total) && right >= 0 && total >= right) {
-        scores[way] = { right, total };
-      }
-    }
+    readWays(saved, scores);
+    for (const { key } of PLAYERS) readWays(saved?.players?.[key], scores.players[key]);
   } catch {
     // a damaged entry starts again from zero
   }
@@ -57,6 +72,15 @@ export function recordAnswer(way, right) {
   const scores = readScores();
   scores[way].total += 1;
   if (right) scores[way].right += 1;
+  return save(scores);
+}
+
+/** Count one answer of a model (a PLAYERS key) to a `way`-way round. */
+export function recordPlayerAnswer(key, way, right) {
+  const scores = readScores();
+  const score = scores.players[key][way];
+  score.total += 1;
+  if (right) score.right += 1;
   return save(scores);
 }
 

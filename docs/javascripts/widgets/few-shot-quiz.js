@@ -13,15 +13,31 @@
 //
 // The glyphs are sprite sheets written by site_builder/glyphs.py: one PNG per
 // alphabet, a row per hand and a column per character, described by
-// assets/glyphs/index.json. No model runs here.
+// assets/glyphs/index.json. The quiz shows the 28×28 sheets (model_file), the
+// very pixels the conv nets get.
+//
+// Two players answer beside the reader (issue 13): the conv net meta-trained
+// with MAML and the pretrained (joint-training) one, both fine-tuned the same
+// way. After the reader answers, each adapts in the page to the round's
+// support drawings (labels 0..N-1) with its exported graph
+// (assets/models/<name>.onnx, onnxruntime-web) and classifies the query; its
+// answer and confidence appear beside the reader's, and a running score
+// "you vs MAML vs pretrained" per size is kept (lib/quiz-score.js). Where the
+// models cannot run, the quiz goes on without them and says why.
 //
 // For tests and outside tools the element carries data-state ("loading" |
 // "busy" | "ready" | "error"), data-way, data-round (a counter) and
-// data-answered ("true" once the current round is answered); element.fewShotQuiz
-// exposes the state, its `round` included.
+// data-answered ("true" once the current round is answered), data-models
+// ("loading" | "ready" | "error") and data-models-answered ("true" once the
+// models' answers to the current round are shown); element.fewShotQuiz
+// exposes the state, its `round` (with `players`: each model's answer,
+// confidence and probabilities) included.
 import { button, htmlElement } from "../lib/plot.js";
 import { loadJson } from "../lib/data.js";
-import { accuracy, readScores, recordAnswer, resetScores, onScoresChange, WAYS } from "../lib/quiz-score.js";
+import { loadManifest, modelUrl } from "../lib/manifest.js";
+import {
+  accuracy, readScores, recordAnswer, recordPlayerAnswer, resetScores, onScoresChange, PLAYERS, WAYS,
+} from "../lib/quiz-score.js";
 import { siteUrl, WidgetError } from "../lib/site.js";
 
 const GLYPHS = "assets/glyphs/";
@@ -35,7 +51,41 @@ export async function mount(root) {
   }
   const quiz = new FewShotQuiz(root, index);
   await quiz.newRound();
+  quiz.loadPlayers();           // in the background: the quiz runs without them
   return quiz;
+}
+
+/** Ink in [0, 1] (what the models were trained on) of every cell of a sheet, by its URL. */
+const pixels = new Map();
+function sheetPixels(url, size) {
+  if (!pixels.has(url)) {
+    const done = (async () => {
+      const image = new Image();
+      image.src = url;
+      await image.decode();
+      const canvas = document.createElement("canvas");
+      canvas.width = image.naturalWidth;
+      canvas.height = image.naturalHeight;
+      const context = canvas.getContext("2d", { willReadFrequently: true });
+      context.drawImage(image, 0, 0);
+      const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+      const ink = new Float32Array(canvas.width * canvas.height);
+      for (let i = 0; i < ink.length; i++) ink[i] = (255 - rgba[4 * i]) / 255;   // dark ink on white
+      return { ink, width: canvas.width, size };
+    })();
+    done.catch(() => pixels.delete(url));
+    pixels.set(url, done);
+  }
+  return pixels.get(url);
+}
+
+/** The size×size drawing of (character, hand) from a sheet's pixels, appended to `out` at `at`. */
+function cell(sheet, character, hand, out, at) {
+  const { ink, width, size } = sheet;
+  for (let y = 0; y < size; y++) {
+    const row = (hand * size + y) * width + character * size;
+    out.set(ink.subarray(row, row + size), at + y * size);
+  }
 }
 
 function randomInt(n) {
@@ -111,13 +161,15 @@ class FewShotQuiz {
       className: "few-shot-quiz__reset", onClick: () => resetScores(),
     });
     this.score = htmlElement("p", { class: "few-shot-quiz__score", "aria-live": "polite" });
+    this.players = htmlElement("ul", { class: "few-shot-quiz__players", "aria-live": "polite" });
+    this.versus = htmlElement("p", { class: "few-shot-quiz__versus" });
 
     const board = htmlElement("div", { class: "few-shot-quiz__board" },
       query, htmlElement("div", { class: "few-shot-quiz__support" }, this.prompt, this.choices));
     const ui = htmlElement("div", { class: "few-shot-quiz" },
-      sizes, board, this.feedback,
+      sizes, board, this.feedback, this.players,
       htmlElement("div", { class: "few-shot-quiz__buttons" }, this.nextButton, this.resetButton),
-      this.score);
+      this.score, this.versus);
     this.root.append(ui);
     this.showWay();
     this.showScores();
@@ -147,14 +199,107 @@ class FewShotQuiz {
     };
     this.round = round;
     this.root.dataset.state = "busy";
-    const sheet = await loadSheet(alphabets[alphabet].file);
+    const sheet = await loadSheet(this.sheetFile(alphabet));
     if (this.round !== round) return;          // a newer round was asked for meanwhile
     this.draw(round, sheet);
+    this.root.dataset.modelsAnswered = "false";
+    this.players.replaceChildren();
+    round.players = null;
+    if (this.models) this.play(round);         // answered now, shown once the reader has
     this.rounds += 1;
     this.root.dataset.round = String(this.rounds);
     this.root.dataset.answered = "false";
     this.root.dataset.state = "ready";
     if (focus) this.choices.firstElementChild?.focus();
+  }
+
+  /** The sheet the quiz shows: the models' 28×28 one where the index has it. */
+  sheetFile(alphabet) {
+    const entry = this.index.alphabets[alphabet];
+    return entry.model_file ?? entry.file;
+  }
+
+  /** Find the conv nets in the model list and open their graphs. */
+  async loadPlayers() {
+    this.root.dataset.models = "loading";
+    try {
+      const manifest = await loadManifest();
+      const entries = PLAYERS.map(({ algorithm }) => manifest.models.find(
+        (m) => m.task?.family === "glyphs" && m.algorithm === algorithm));
+      if (entries.some((e) => !e)) throw new WidgetError("the site has no conv nets for the glyphs.");
+      if (!this.index.model_size) throw new WidgetError("the glyph index has no 28×28 sheets for the models.");
+      const { loadSession } = await import("../lib/ort-runner.js");
+      const sessions = await Promise.all(entries.map((e) => loadSession(modelUrl(e))));
+      this.models = entries.map((entry, i) => ({ ...PLAYERS[i], entry, session: sessions[i] }));
+      this.root.dataset.models = "ready";
+      if (this.round && !this.round.players) this.play(this.round);
+    } catch (error) {
+      this.modelError = error instanceof WidgetError ? error.message : `the models could not run (${error.message}).`;
+      this.root.dataset.models = "error";
+      this.players.replaceChildren(htmlElement("li", {}, `The models are not playing: ${this.modelError}`));
+    }
+  }
+
+  /** Each model adapts to the round's support drawings and classifies its query. */
+  async play(round) {
+    try {
+      return await this.answer(round);
+    } catch (error) {
+      const why = error instanceof WidgetError ? error.message : `the models could not run (${error.message}).`;
+      if (this.round === round) this.players.replaceChildren(htmlElement("li", {}, `The models did not answer: ${why}`));
+      this.root.dataset.modelsAnswered = "error";
+      return null;
+    }
+  }
+
+  async answer(round) {
+    const size = this.index.model_size;
+    const url = siteUrl(GLYPHS + this.sheetFile(round.alphabet)).href;
+    const sheet = await sheetPixels(url, size);
+    const area = size * size;
+    const support = new Float32Array(round.way * area);
+    round.classes.forEach((character, i) => cell(sheet, character, round.supportHand, support, i * area));
+    const query = new Float32Array(area);
+    cell(sheet, round.classes[round.answer], round.queryHand, query, 0);
+    const labels = round.classes.map((_, i) => i);
+    const { runGraph } = await import("../lib/ort-runner.js");
+    const answers = [];
+    for (const model of this.models) {
+      const started = performance.now();
+      const out = await runGraph(model.session, {
+        support_images: { data: support, dims: [round.way, 1, size, size] },
+        support_labels: { data: labels, dims: [round.way] },
+        query_images: { data: query, dims: [1, 1, size, size] },
+        inner_lr: { data: [model.entry.inner_lr], dims: [] },
+      });
+      const [rows, , classes] = out.probabilities.dims;
+      const last = out.probabilities.data.subarray((rows - 1) * classes, rows * classes);
+      const probabilities = Array.from(last.subarray(0, round.way));
+      const answer = probabilities.indexOf(Math.max(...probabilities));
+      answers.push({
+        key: model.key, label: model.label, answer, confidence: probabilities[answer], probabilities,
+        steps: rows - 1, ms: performance.now() - started,
+      });
+    }
+    round.players = answers;
+    if (round.chosen !== null) this.showPlayers(round);
+    return answers;
+  }
+
+  /** The models' answers beside the reader's, counted once per answered round. */
+  showPlayers(round) {
+    if (this.round !== round || !round.players) return;
+    this.players.replaceChildren(...round.players.map((p) => {
+      const right = p.answer === round.answer;
+      return htmlElement("li", { class: right ? "is-right" : "is-wrong" },
+        `${p.label}: character ${p.answer + 1}, ${(100 * p.confidence).toFixed(0)}% sure after ` +
+        `${p.steps} step${p.steps === 1 ? "" : "s"} on your ${round.way} examples — ${right ? "right" : "wrong"}.`);
+    }));
+    if (!round.counted) {
+      round.counted = true;
+      for (const p of round.players) recordPlayerAnswer(p.key, round.way, p.answer === round.answer);
+    }
+    this.root.dataset.modelsAnswered = "true";
   }
 
   glyph(element, sheet, character, hand) {
@@ -208,6 +353,8 @@ class FewShotQuiz {
     this.nextButton.textContent = "Next round";
     this.root.dataset.answered = "true";
     recordAnswer(round.way, right);       // announces the new scores; showScores follows
+    if (round.players) this.showPlayers(round);
+    else if (this.models) this.players.replaceChildren(htmlElement("li", {}, "The models are answering…"));
     this.nextButton.focus();
   }
 
@@ -248,6 +395,19 @@ class FewShotQuiz {
     });
     this.score.textContent = `Your score (kept in this browser) — ${parts.join(" · ")}`;
     for (const way of WAYS) this.root.dataset[`score${way}`] = `${scores[way].right}/${scores[way].total}`;
+    const players = scores.players;
+    const versus = WAYS.map((way) => {
+      const you = scores[way];
+      const others = PLAYERS.map(({ key, label }) => {
+        const s = players[key][way];
+        return `${label} ${s.right}/${s.total}`;
+      });
+      return `${way}-way: you ${you.right}/${you.total} · ${others.join(" · ")}`;
+    });
+    this.versus.textContent = `You vs the models (right/answered; a model counts the rounds it played) — ${versus.join("; ")}`;
+    for (const { key } of PLAYERS) {
+      for (const way of WAYS) this.root.dataset[`${key}Score${way}`] = `${players[key][way].right}/${players[key][way].total}`;
+    }
   }
 }
 FewShotQuiz.count = 0;
