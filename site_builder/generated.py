@@ -41,6 +41,7 @@ VENDOR_DIR = "assets/vendor"
 GENERATORS: dict[str, str] = {
     "results": "site_builder.results",
     "intro": "site_builder.intro",          # before bib: its table cites sources
+    "glyphs": "site_builder.conv_results",  # before bib: its table cites sources
     "bib": "site_builder.bibliography",
     "reuse": "site_builder.reuse",
     "all-models": "site_builder.all_models",
