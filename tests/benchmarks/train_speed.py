@@ -16,6 +16,11 @@ For each algorithm's paper configuration (site_builder.config, profile
   vmap    (b) torch.func: vmap over tasks of functions built with grad / jvp
   higher  (c) the `higher` package's innerloop_ctx, where installed (MAML, FOMAML)
 
+Then the quiz's conv net (issue 13; --no-conv leaves it out): second-order
+MAML of maml-glyphs' paper configuration at 5-way (16 tasks) and 20-way (8
+tasks), ours (tasks batched as grouped convolutions) against a per-task
+autograd loop and torch.func vmap, each checked against ours first.
+
 Every iteration includes sampling the task batch (the same random draws
 for all; ours turns them into tasks inside its step, the others just before
 it) and the outer optimiser's step. Before timing, every implementation's
@@ -263,6 +268,101 @@ def check_agreement(name, implementations, cfg, device: torch.device) -> None:
             raise SystemExit(f"{name}: {label} disagrees with ours by {error:.2e}; not timing unequal work")
 
 
+# ------------------------------------------------ the glyph conv net (issue 13)
+#
+# MAML on the quiz's conv net (meta/conv.py), the registered paper
+# configuration of maml-glyphs at 5-way (16 tasks) and 20-way (8 tasks):
+#   ours  the T tasks at once, one grouped convolution per block (groups = T),
+#         second order through autograd (create_graph=True)
+#   loop  one task at a time with torch.autograd.grad(create_graph=True)
+#   vmap  torch.func: vmap over tasks of grad through the inner steps
+
+def conv_loop(theta, batch, cfg):
+    from meta import conv
+
+    T = batch.support.shape[0]
+    with torch.enable_grad():
+        total = 0.0
+        for i in range(T):
+            task = conv.GlyphBatch(*[x[i:i + 1] for x in batch])
+            phi = dict(theta)
+            for _ in range(cfg.inner_steps):
+                loss = conv.task_loss(phi, task.support, task.support_labels, task.mask).sum()
+                grads = torch.autograd.grad(loss, list(phi.values()), create_graph=True)
+                phi = {n: p - cfg.inner_lr * g for (n, p), g in zip(phi.items(), grads)}
+            total = total + conv.task_loss(phi, task.query, task.query_labels, task.mask).sum() / T
+        return list(torch.autograd.grad(total, list(theta.values())))
+
+
+def conv_vmap(theta, batch, cfg):
+    from meta import conv
+
+    def loss(params, images, labels, mask):
+        return conv.task_loss(params, images[None], labels[None], mask[None])[0]
+
+    def task_meta_loss(params, s, sl, q, ql, mask):
+        for _ in range(cfg.inner_steps):
+            g = grad(loss)(params, s, sl, mask)
+            params = {n: params[n] - cfg.inner_lr * g[n] for n in params}
+        return loss(params, q, ql, mask)
+
+    def batch_loss(params):
+        return vmap(task_meta_loss, in_dims=(None, 0, 0, 0, 0, 0))(params, *batch).mean()
+
+    detached = {n: p.detach() for n, p in theta.items()}
+    g = grad(batch_loss)(detached)
+    return [g[n] for n in theta]
+
+
+def conv_ours(theta, batch, cfg):
+    from meta import conv
+
+    return conv.meta_gradient(theta, batch, cfg.inner_lr, cfg.inner_steps)[0]
+
+
+def time_conv(budget: float, device: torch.device, json_out: dict) -> None:
+    from meta import conv
+    from site_builder import glyphs
+    from site_builder.config import CONV_MODELS
+
+    cfg = CONV_MODELS["maml-glyphs"].train_config("paper", 0)
+    ink = glyphs.split_glyphs("background", 4, cfg.characters, cfg.hands)
+    tasks = conv.GlyphTasks(ink, device)
+    impls = {"ours": conv_ours, "loop": conv_loop, "vmap": conv_vmap}
+    print(f"\nconv net (maml-glyphs: {cfg.channels} channels, {cfg.inner_steps} inner steps, second order)")
+    print(f"{'rounds':<11}{'ours ms':>9}{'loop ms':>9}{'vmap ms':>9}{'loop/ours':>11}{'vmap/ours':>11}")
+    for ways in (5, 20):
+        generator = torch.Generator().manual_seed(0)
+        theta = {n: p.to(device).requires_grad_(True)
+                 for n, p in conv.init_params(generator, cfg.channels).items()}
+        num_tasks = conv.tasks_per_iteration(cfg, ways)
+        check = tasks.sample(num_tasks, ways, generator, cfg.queries)
+        expected = torch.cat([g.reshape(-1) for g in conv_ours(theta, check, cfg)])
+        for label, impl in impls.items():
+            got = torch.cat([g.reshape(-1) for g in impl(theta, check, cfg)])
+            if (got - expected).abs().max().item() > 1e-4 * max(1.0, expected.abs().max().item()):
+                raise SystemExit(f"conv {ways}-way: {label} disagrees with ours; not timing unequal work")
+        optimizer = torch.optim.Adam(list(theta.values()), lr=cfg.meta_lr)
+        row = {}
+        for label, impl in impls.items():
+            def step():
+                batch = tasks.sample(num_tasks, ways, generator, cfg.queries)
+                for p, g in zip(theta.values(), impl(theta, batch, cfg)):
+                    p.grad = g
+                optimizer.step()
+            step()
+            _synchronize(device)
+            iterations, started = 0, time.perf_counter()
+            while iterations < 3 or time.perf_counter() - started < budget:
+                step()
+                iterations += 1
+            _synchronize(device)
+            row[f"{label}_ms"] = round((time.perf_counter() - started) / iterations * 1000, 3)
+        json_out[f"conv-{ways}way"] = {**row, "tasks": num_tasks}
+        print(f"{f'{ways}-way x{num_tasks}':<11}{row['ours_ms']:>9.1f}{row['loop_ms']:>9.1f}{row['vmap_ms']:>9.1f}"
+              f"{row['loop_ms'] / row['ours_ms']:>10.1f}x{row['vmap_ms'] / row['ours_ms']:>10.1f}x", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=3.0,
@@ -270,6 +370,8 @@ def main(argv=None) -> int:
     parser.add_argument("--algorithms", default=",".join(algorithms.ALGORITHMS),
                         help="comma-separated subset (default: all five)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    parser.add_argument("--no-conv", action="store_true",
+                        help="leave out the glyph conv net's MAML (timed after the sinusoid algorithms)")
     parser.add_argument("--device", default="cpu", choices=DEVICES,
                         help="where to run every implementation (default cpu: the targets are "
                              "set for one CPU thread; cuda for a GPU run, auto for cuda when present)")
@@ -320,6 +422,8 @@ def main(argv=None) -> int:
 
         print(f"{name:<11}{ms('ours_ms'):>9}{ms('loop_ms'):>9}{ms('vmap_ms'):>9}{ms('higher_ms'):>11}"
               f"{ratio('loop_ms'):>11}{ratio('vmap_ms'):>11}{ratio('higher_ms'):>13}", flush=True)
+    if not args.no_conv:
+        time_conv(args.budget, device, results)
     if args.json:
         print(json.dumps(results))
     return 0
