@@ -274,7 +274,7 @@ def test_checkpoints_are_the_parameters_of_shorter_runs_and_leave_training_alone
 
     def on_checkpoint(iteration, params):
         seen[iteration] = params
-        _time.sleep(0.2)
+        _time.sleep(1.0)     # long next to 12 iterations even on a loaded machine (1.1 s at load 8)
 
     result = train(cfg, device="cpu", progress=False, checkpoints=3, on_checkpoint=on_checkpoint)
     plain = train(cfg, device="cpu", progress=False)
@@ -283,4 +283,4 @@ def test_checkpoints_are_the_parameters_of_shorter_runs_and_leave_training_alone
     assert all(torch.equal(seen[12][n], plain.params[n]) for n in plain.params)
     shorter = train(TrainConfig("maml", iterations=8, log_every=4), device="cpu", progress=False)
     assert all(torch.equal(seen[8][n], shorter.params[n]) for n in shorter.params)
-    assert result.checkpoint_seconds >= 0.6 and result.seconds < result.checkpoint_seconds
+    assert result.checkpoint_seconds >= 3.0 and result.seconds < result.checkpoint_seconds
