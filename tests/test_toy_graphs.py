@@ -169,3 +169,38 @@ def test_graph_outputs_are_finite_at_the_widgets_extremes(exported):
             out = run(exported, "toy-meta", meta_feeds(lam=lam, inner_lr=lr, inner_steps=10,
                                                        theta=[1.0, 0.0]))
             assert all(np.isfinite(v).all() for v in out.values()), (lam, lr)
+
+
+def test_toy_figures_are_palette_pngs_close_to_the_rendered_picture(exported):
+    """The toy figures ship as palette PNGs (issue 11: the site under 20 MB):
+    every one in the build and in the committed exported/ is mode "P" with
+    transparency, and the palette moves no channel of a rendered figure by
+    more than 32/255, the same bytes on every call."""
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from site_builder.toy_figures import _palette_png
+
+    for folder in (exported / "figures", REPO_ROOT / "exported" / "figures"):
+        pngs = sorted(folder.glob("toy-*.png"))
+        assert len(pngs) >= 21, f"{folder}: {len(pngs)} toy figures"
+        for path in pngs:
+            with Image.open(path) as picture:
+                assert picture.mode == "P" and "transparency" in picture.info, path.name
+
+    fig = Figure(figsize=(3, 3))
+    ax = fig.add_subplot()
+    a, b = np.meshgrid(np.linspace(-2, 2, 200), np.linspace(-2, 2, 200))
+    ax.contour(a, b, a**2 + 3 * b**2, levels=14)
+    ax.set_title("θ and ϕ")
+    raw = io.BytesIO()
+    fig.savefig(raw, format="png", dpi=100)
+    palette = _palette_png(raw.getvalue())
+    assert palette == _palette_png(raw.getvalue())
+    assert len(palette) < len(raw.getvalue())
+    before = np.asarray(Image.open(io.BytesIO(raw.getvalue())).convert("RGBA"), dtype=int)
+    after = np.asarray(Image.open(io.BytesIO(palette)).convert("RGBA"), dtype=int)
+    assert before.shape == after.shape
+    assert np.abs(before - after).max() <= 32
