@@ -327,9 +327,10 @@ CONV_PROFILES: dict[str, ConvProfile] = {
     # held-out alphabets after 2 steps, 1,000 rounds): MAML after 2,500
     # iterations 91.7% ± 0.9 5-way, 78.9% ± 1.0 20-way (validation alphabets:
     # 89.6 / 80.0 at 2,000, 89.9 / 80.6 at 2,500: the gain per iteration had
-    # nearly stopped); pretrained after 3,000 steps at 0.05, the best of
-    # 0.05-0.4 on validation alphabets (the grid now starts at 0.01), 78.9% /
-    # 50.5%. More steps than training's 2 hurt at 20-way (0.2 is too
+    # nearly stopped); pretrained after 3,000 steps at 0.01, the best of
+    # 0.01-0.4 on validation alphabets (the smallest: a smaller one may do
+    # better), 82.0% / 54.1%. Trained by the build in 512 s and 49 s on one
+    # thread of this shared CPU (nice 15). More steps than training's 2 hurt at 20-way (0.2 is too
     # large a rate there beyond two steps), so the graph unrolls S = 2.
     "paper": ConvProfile(iterations=2_500, pretrain_iterations=3_000, alphabets=40, hands=10,
                          eval_tasks=1_000, validation_tasks=500, steps=2),
