@@ -188,7 +188,7 @@ class SineFit {
       label: `Back to ${entry.name}`, className: "sine-fit-own-weights", onClick: () => this.useWeights(null),
     });
     this.backButton.hidden = true;
-    this.weightsNote = htmlElement("p", { class: "sine-fit__readout sine-fit__weights" });
+    this.weightsNote = htmlElement("p", { class: "sine-fit__weights" });
     this.weightsNote.hidden = true;
     ui.append(legend, controls, modes, this.weightsNote, this.backButton, this.readout);
     this.root.append(ui);

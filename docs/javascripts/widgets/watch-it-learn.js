@@ -308,7 +308,7 @@ class WatchItLearn {
       format: (i) => (Number.isFinite(SPEEDS[i]) ? `${SPEEDS[i]} iterations/s` : "as fast as it goes"),
       onInput: (i) => this.setSpeed(SPEEDS[i]),
     });
-    this.status = htmlElement("p", { class: "sine-fit__readout watch-it-learn__status", "aria-live": "polite" });
+    this.status = htmlElement("p", { class: "watch-it-learn__status", "aria-live": "polite" });
     const controls = htmlElement("div", { class: "sine-fit__controls" },
       htmlElement("div", { class: "sine-fit__buttons" }, this.playButton, resetButton), speed.element);
 
