@@ -78,7 +78,7 @@ def _parser() -> _Parser:
 
 
 def _options(args: argparse.Namespace):
-    from .config import MODELS, BuildOptions, find_project
+    from .config import CONV_MODELS, MODELS, BuildOptions, find_project
 
     project = find_project(args.project if args.project is not None else Path.cwd(),
                            given=args.project is not None)
@@ -97,8 +97,9 @@ def _options(args: argparse.Namespace):
         # Never start minutes of training by surprise (a mistyped --exported).
         raise ConfigError(
             f"exported folder {str(options.exported)!r} holds no models (no manifest.json), so "
-            f"the build would first train all {len(MODELS)} from scratch (minutes on a CPU with "
-            f"--profile paper: about 2.5 on 2 cores); allowed: --retrain to train them, or "
+            f"the build would first train all {len(MODELS) + len(CONV_MODELS)} from scratch "
+            f"(minutes on a CPU with --profile paper: about 13 on 2 cores); allowed: --retrain "
+            f"to train them, or "
             f"--exported a folder that holds models")
     return options
 

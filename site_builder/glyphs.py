@@ -397,26 +397,25 @@ def site_glyphs(seed: int = GLYPH_SEED) -> np.ndarray:
 def site_files(seed: int = GLYPH_SEED) -> dict[str, bytes]:
     """{file name: bytes} of the site's glyph sheets and their index."""
     ink = site_glyphs(seed)
-    # The same drawings at the conv nets' size: the quiz shows these pixels and
-    # hands exactly them to the models that play beside the reader.
+    # The drawings at the conv nets' size: the quiz shows these pixels and
+    # hands exactly them to the models that play beside the reader. Only they
+    # are shipped (the 48 px sheets were 0.65 MB that no page showed any more).
     small = split_glyphs("held-out", ink.shape[0], ink.shape[1], ink.shape[2], MODEL_SIZE, seed)
     sheets = []
     files: dict[str, bytes] = {}
     for a in range(ink.shape[0]):
-        name = f"alphabet-{a + 1:02d}.png"
-        model_name = f"alphabet-{a + 1:02d}-{MODEL_SIZE}px.png"
-        files[name] = sprite_png(ink[a])
-        files[model_name] = sprite_png(small[a])
-        sheets.append({"name": alphabet_name(seed, a), "file": name, "model_file": model_name})
+        name = f"alphabet-{a + 1:02d}-{MODEL_SIZE}px.png"
+        files[name] = sprite_png(small[a])
+        sheets.append({"name": alphabet_name(seed, a), "file": name, "model_file": name})
     index = {
         "format": 1,
         "seed": seed,
-        "size": ink.shape[-1],
+        "size": MODEL_SIZE,
         "characters": ink.shape[1],
         "hands": ink.shape[2],
         "model_size": MODEL_SIZE,
-        "layout": "each sheet has one row per hand and one column per character; model_file: "
-                  "the same drawings at model_size pixels, as the conv nets see them",
+        "layout": "each sheet has one row per hand and one column per character, size pixels "
+                  "square, as the conv nets see them (model_file names the same sheet)",
         "alphabets": sheets,
     }
     files[INDEX] = atomic.dumps_json(index).encode("utf-8")

@@ -13,7 +13,7 @@
 //
 // The glyphs are sprite sheets written by site_builder/glyphs.py: one PNG per
 // alphabet, a row per hand and a column per character, described by
-// assets/glyphs/index.json. The quiz shows the 28×28 sheets (model_file), the
+// assets/glyphs/index.json. The quiz shows the 28×28 sheets (the only ones), the
 // very pixels the conv nets get.
 //
 // Two players answer beside the reader (issue 13): the conv net meta-trained
