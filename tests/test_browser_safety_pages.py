@@ -172,6 +172,12 @@ def test_no_page_violates_the_policy_with_its_widgets_running(page, site_url, bu
         page.wait_for_function(
             "() => [...document.querySelectorAll('[data-widget]')].every(w => w.dataset.state === 'ready')",
             timeout=READY_TIMEOUT_MS)
+        # The quiz's conv nets join when the reader plays (main.js: warm: false):
+        # answer one round so that they run too.
+        for quiz in page.locator("[data-widget='few-shot-quiz']").all():
+            quiz.locator("button.few-shot-quiz__choice").first.click()
+            page.wait_for_selector("[data-widget='few-shot-quiz'][data-models-answered='true']",
+                                   state="attached", timeout=READY_TIMEOUT_MS)
         page.mouse.wheel(0, 400)                   # scrolling mounts Material's code-copy bars
         page.wait_for_timeout(200)
         assert page.evaluate("window.__cspViolations") == [], f"/{path}"

@@ -26,7 +26,7 @@ const WIDGETS = {
   "proximal-loss": { model: true, load: () => import("./widgets/proximal-loss.js") },
   "implicit-gradient": { model: true, load: () => import("./widgets/implicit-gradient.js") },
   "meta-gradients": { model: true, load: () => import("./widgets/meta-gradients.js") },
-  "few-shot-quiz": { model: true, load: () => import("./widgets/few-shot-quiz.js") },
+  "few-shot-quiz": { model: true, warm: false, load: () => import("./widgets/few-shot-quiz.js") },
   "few-shot-map": { model: false, load: () => import("./widgets/few-shot-map.js") },
   "omniglot-accuracy": { model: false, load: () => import("./widgets/omniglot-accuracy.js") },
 };
@@ -76,8 +76,12 @@ function warmRuntime(element) {
   session.catch(() => {});
 }
 
+// A widget with `warm: false` runs the runtime only once the reader plays
+// (the quiz's conv nets join at the first answer): mounting it loads none.
+const warmsAtMount = (widget) => Boolean(widget?.model) && widget.warm !== false;
+
 function loadingText(kind) {
-  return WIDGETS[kind]?.model ? "Loading the interactive model…" : "Loading the interactive figure…";
+  return warmsAtMount(WIDGETS[kind]) ? "Loading the interactive model…" : "Loading the interactive figure…";
 }
 
 function mount(element) {
@@ -89,7 +93,7 @@ function mount(element) {
     showWidgetError(element, new Error(`this site has no widget called "${kind}"`));
     return;
   }
-  if (widget.model) warmRuntime(element);
+  if (warmsAtMount(widget)) warmRuntime(element);
   // The build's static figure stays visible, under a loading notice, until
   // the widget draws its own content in its place (before the next paint, so
   // the two are never shown together and the box does not grow in between);

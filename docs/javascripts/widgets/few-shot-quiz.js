@@ -41,6 +41,7 @@ import {
 import { siteUrl, WidgetError } from "../lib/site.js";
 
 const GLYPHS = "assets/glyphs/";
+const JOIN_EVENTS = ["pointerdown", "keydown", "focusin"];
 
 export async function mount(root) {
   root.dataset.state = "loading";
@@ -51,7 +52,14 @@ export async function mount(root) {
   }
   const quiz = new FewShotQuiz(root, index);
   await quiz.newRound();
-  quiz.loadPlayers();           // in the background: the quiz runs without them
+  // The models join once the reader starts to play (a pointer, a key or focus
+  // in the quiz), in the background: the quiz runs without them, and a visit
+  // that only reads the page loads no runtime (a 14 MB WebAssembly binary).
+  const join = () => {
+    for (const type of JOIN_EVENTS) root.removeEventListener(type, join, true);
+    quiz.loadPlayers();
+  };
+  for (const type of JOIN_EVENTS) root.addEventListener(type, join, true);
   return quiz;
 }
 
@@ -354,7 +362,9 @@ class FewShotQuiz {
     this.root.dataset.answered = "true";
     recordAnswer(round.way, right);       // announces the new scores; showScores follows
     if (round.players) this.showPlayers(round);
-    else if (this.models) this.players.replaceChildren(htmlElement("li", {}, "The models are answering…"));
+    else if (this.models || this.root.dataset.models === "loading") {
+      this.players.replaceChildren(htmlElement("li", {}, "The models are answering…"));
+    }
     this.nextButton.focus();
   }
 
