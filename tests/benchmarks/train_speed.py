@@ -146,8 +146,12 @@ def vmap_imaml(params, batch, cfg):
     return {n: g.mean(0) for n, g in task_grads.items()}
 
 
+# vmap_imaml runs iMAML's earlier inner solver (ten gradient steps on the
+# proximal objective); since iMAML takes damped Gauss-Newton steps it computes
+# other work, so it is not timed (the per-task loop of tests/reference.py
+# follows the new solver) until it is rewritten to match.
 VMAP = {"pretrained": vmap_pretrained, "maml": vmap_maml, "fomaml": vmap_fomaml,
-        "reptile": vmap_reptile, "imaml": vmap_imaml}
+        "reptile": vmap_reptile, "imaml": None}
 
 
 # ---------------------------------------------------------------- (c) higher
@@ -403,7 +407,7 @@ def main(argv=None) -> int:
         # registry entry says so (the eager time is then reported beside it).
         compiled = specs[name].compile
         impls = {"ours": _ours(name, compiled), "loop": _from_draws(REFERENCES[name]),
-                 "vmap": _from_draws(VMAP[name]),
+                 "vmap": _from_draws(VMAP[name]) if VMAP[name] else None,
                  "higher": _from_draws(higher_impl(name)),
                  "ours_eager": _ours(name) if compiled else None}
         check_agreement(name, impls, cfg, device)
