@@ -193,15 +193,21 @@ def export_meta_step(cfg, path: str | os.PathLike) -> dict:
 
 def run_meta_step(path: str | os.PathLike, feeds: dict) -> dict[str, np.ndarray]:
     """One meta-iteration with onnxruntime (CPU, one thread); feeds as array-likes."""
+    return run_float_graph(path, feeds, INPUT_NAMES, OUTPUT_NAMES, "meta-step")
+
+
+def run_float_graph(path: str | os.PathLike, feeds: dict, inputs, outputs,
+                    what: str) -> dict[str, np.ndarray]:
+    """Run a graph whose inputs are all float32 (this module's and the θ-fit
+    graph) with onnxruntime; ValueError naming the missing inputs."""
     from meta.export import onnx_session
 
-    missing = [n for n in INPUT_NAMES if n not in feeds]
+    missing = [n for n in inputs if n not in feeds]
     if missing:
-        raise ValueError(f"the meta-step graph needs the inputs {', '.join(INPUT_NAMES)}; "
+        raise ValueError(f"the {what} graph needs the inputs {', '.join(inputs)}; "
                          f"missing {', '.join(missing)}")
-    arrays = {n: np.array(_numpy(feeds[n]), dtype=np.float32) for n in INPUT_NAMES}   # 0-d stays 0-d
-    values = onnx_session(path).run(list(OUTPUT_NAMES), arrays)
-    return dict(zip(OUTPUT_NAMES, values))
+    arrays = {n: np.array(_numpy(feeds[n]), dtype=np.float32) for n in inputs}   # 0-d stays 0-d
+    return dict(zip(outputs, onnx_session(path).run(list(outputs), arrays)))
 
 
 def _numpy(value) -> np.ndarray:

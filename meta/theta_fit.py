@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from meta.meta_step import NUM_PARAMS, _io, _like, _numpy
+from meta.meta_step import NUM_PARAMS, _io, _like, run_float_graph
 from meta.model import adapt, forward, loss, loss_grad_cache, sgd_step, unflatten_tasks
 
 #: Plain gradient steps the θ-fit graph unrolls (predictions after 0…S).
@@ -101,11 +101,4 @@ def export_fit(path: str | os.PathLike, steps: int = FIT_STEPS) -> dict:
 
 def run_fit(path: str | os.PathLike, feeds: dict) -> dict[str, np.ndarray]:
     """The θ-fit graph with onnxruntime (CPU, one thread); feeds as array-likes."""
-    from meta.export import onnx_session
-
-    missing = [n for n in FIT_INPUTS if n not in feeds]
-    if missing:
-        raise ValueError(f"the θ-fit graph needs the inputs {', '.join(FIT_INPUTS)}; "
-                         f"missing {', '.join(missing)}")
-    arrays = {n: np.array(_numpy(feeds[n]), dtype=np.float32) for n in FIT_INPUTS}
-    return dict(zip(FIT_OUTPUTS, onnx_session(path).run(list(FIT_OUTPUTS), arrays)))
+    return run_float_graph(path, feeds, FIT_INPUTS, FIT_OUTPUTS, "θ-fit")
