@@ -137,9 +137,12 @@ def summary_metrics(evaluation: dict) -> dict:
 
 
 def run_conv_stage(exported: Path, repo_root: Path, recorded: dict[str, dict], profile_name: str,
-                   seed: int, device: str, retrain: bool) -> tuple[dict[str, dict], list[str]]:
+                   seed: int, device: str, retrain: bool, names=None,
+                   stages=("train", "evaluate", "export")) -> tuple[dict[str, dict], list[str]]:
     """Train, evaluate and export every conv model where stale. Returns the new
-    manifest entries by name and the stages that ran ("name: stage")."""
+    manifest entries by name and the stages that ran ("name: stage").
+    ``names``/``stages``: only those models and stages (`maml-site train maml-glyphs`);
+    a stage left out keeps its recorded file, hash and metrics."""
     from .config import CONV_MODELS, CONV_PROFILES
 
     profile = CONV_PROFILES[profile_name]
@@ -148,6 +151,8 @@ def run_conv_stage(exported: Path, repo_root: Path, recorded: dict[str, dict], p
     eval_code = source_hashes(repo_root, EVAL_SOURCES)
     export_code = source_hashes(repo_root, EXPORT_SOURCES)
     for spec in CONV_MODELS.values():
+        if names is not None and spec.name not in names:
+            continue
         cfg = spec.train_config(profile_name, seed)
         old = recorded.get(spec.name, {})
         entry = {k: v for k, v in old.items()}
@@ -156,7 +161,8 @@ def run_conv_stage(exported: Path, repo_root: Path, recorded: dict[str, dict], p
                                  adapt_lr=list(spec.adapt_lr) if isinstance(spec.adapt_lr, tuple)
                                  else spec.adapt_lr, validation=[profile.validation_tasks, profile.steps])
         weights = f"{spec.name}.pt"
-        if retrain or inputs.get("train") != train_hash or not _intact(exported, old.get("weights")):
+        if "train" in stages and (retrain or inputs.get("train") != train_hash
+                                  or not _intact(exported, old.get("weights"))):
             checkpoint = _train(spec, cfg, profile, device)
             buffer = io.BytesIO()
             torch.save(checkpoint, buffer)
@@ -171,7 +177,8 @@ def run_conv_stage(exported: Path, repo_root: Path, recorded: dict[str, dict], p
         eval_hash = inputs_hash(weights=weights_sha, inner_lr=inner_lr, tasks=profile.eval_tasks,
                                 steps=profile.steps, seed=EVAL_SEED, code=eval_code)
         results = f"{spec.name}.results.json"
-        if inputs.get("evaluate") != eval_hash or not _intact(exported, old.get("results")):
+        if "evaluate" in stages and (inputs.get("evaluate") != eval_hash
+                                     or not _intact(exported, old.get("results"))):
             log.info("%s: evaluating on %d held-out rounds per way", spec.name, profile.eval_tasks)
             evaluation = evaluate(params, inner_lr, profile.eval_tasks, profile.steps)
             data = {"name": spec.name, "algorithm": spec.algorithm, "train": checkpoint["config"],
@@ -185,8 +192,8 @@ def run_conv_stage(exported: Path, repo_root: Path, recorded: dict[str, dict], p
 
         export_hash = inputs_hash(weights=weights_sha, steps=profile.steps, code=export_code)
         onnx = f"{spec.name}.onnx"
-        if inputs.get("export") != export_hash or not _intact(exported, {"file": old.get("file"),
-                                                                          "sha256": old.get("sha256")}):
+        if "export" in stages and (inputs.get("export") != export_hash or not _intact(
+                exported, {"file": old.get("file"), "sha256": old.get("sha256")})):
             from meta.conv_export import export_conv
 
             log.info("%s: exporting the ONNX adaptation graph (%d steps)", spec.name, profile.steps)
