@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import atomic, manifest
-from .config import MODELS, BuildOptions
+from .config import CONV_MODELS, MODELS, BuildOptions
 from .errors import BuildFailure, ConfigError, disk_full
 from .stages import STAGES, ModelJob, ModelOutcome, pending_stages, run_model
 
@@ -176,6 +176,10 @@ def _run_stages_in(options: BuildOptions, names: list[str],
     exported = options.exported
     old = manifest.read(exported)
     recorded = manifest.entries_by_name(old)
+    # Conv nets named on their own (`maml-site train maml-glyphs`) go through
+    # conv_stage below; the sinusoid models are jobs.
+    conv_names = [name for name in names if name in CONV_MODELS]
+    names = [name for name in names if name not in CONV_MODELS]
     jobs = [ModelJob(name=name, profile=options.profile, seed=options.seed, device=options.device,
                      exported=exported, repo_root=options.repo_root,
                      recorded=recorded.get(name, {}), stages=stages, retrain=options.retrain)
@@ -222,7 +226,21 @@ def _run_stages_in(options: BuildOptions, names: list[str],
         else:
             updated.update(meta_entries)
             report.ran.update({"meta-step graphs": meta_ran} if meta_ran else {})
-    if set(stages) == set(STAGES) and not errors and names == list(MODELS):   # conv nets (issue 13)
+    if conv_names and not errors:
+        from .conv_stage import run_conv_stage
+        try:
+            conv_entries, conv_ran = run_conv_stage(exported, options.repo_root, recorded,
+                                                    options.profile, options.seed, options.device,
+                                                    options.retrain, names=conv_names, stages=stages)
+        except Exception as exc:
+            errors.append(_describe(", ".join(conv_names), exc))
+        else:
+            updated.update(conv_entries)
+            for name in conv_names:
+                report.ran[name] = [r.split(": ", 1)[1] for r in conv_ran
+                                    if r.startswith(f"{name}: ")]
+            names = names + conv_names             # for the lines below
+    elif set(stages) == set(STAGES) and not errors and names == list(MODELS):   # conv nets (issue 13)
         from .conv_stage import run_conv_stage
         try:
             conv_entries, conv_ran = run_conv_stage(exported, options.repo_root, recorded,

@@ -35,7 +35,7 @@ def _integer(text: str) -> int:
 
 
 def _parser() -> _Parser:
-    from .config import MODELS, PROFILES
+    from .config import CONV_MODELS, MODELS, PROFILES
     from meta.train import DEVICES
 
     def common(p: argparse.ArgumentParser, site: bool = False, retrain: bool = False) -> None:
@@ -66,7 +66,9 @@ def _parser() -> _Parser:
     common(p, site=True, retrain=True)
     p.add_argument("--port", type=_integer, default=8000, help="port on 127.0.0.1 (default: 8000)")
     p = commands.add_parser("train", help="train one model (cached unless --retrain)")
-    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(MODELS)}")
+    p.add_argument("name", metavar="NAME",
+                   help=f"one of: {', '.join(trainable_models())} (the last {len(CONV_MODELS)}: "
+                        f"the quiz's conv nets on the glyph alphabets)")
     common(p, retrain=True)
     p = commands.add_parser("export", help="export the ONNX graphs of the trained models")
     common(p)
@@ -75,6 +77,19 @@ def _parser() -> _Parser:
     p = commands.add_parser("check", help="verify exported/ against its manifest; ONNX vs PyTorch")
     common(p)
     return parser
+
+
+def trainable_models() -> list[str]:
+    """What `maml-site train` accepts: the sinusoid models, then the conv nets."""
+    from .config import CONV_MODELS, MODELS
+
+    return [*MODELS, *CONV_MODELS]
+
+
+def check_trainable(name: str) -> None:
+    """A usage error naming ``name`` and every model `maml-site train` knows."""
+    if name not in trainable_models():
+        raise ConfigError(f"unknown model {name!r}; allowed: {', '.join(trainable_models())}")
 
 
 def _options(args: argparse.Namespace):
@@ -119,10 +134,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def run(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     from . import build as pipeline
-    from .config import check_model
 
     if args.command == "train":
-        check_model(args.name)
+        check_trainable(args.name)
     if args.command == "serve":
         from .serve import check_port
 

@@ -2,6 +2,7 @@
 and that bad usage writes nothing."""
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import signal
@@ -11,7 +12,7 @@ import torch
 
 from meta.evaluate import EVAL_SEED
 from site_builder.cli import main
-from site_builder.config import MODELS, REPO_ROOT
+from site_builder.config import CONV_MODELS, MODELS, REPO_ROOT
 
 
 @pytest.fixture
@@ -53,6 +54,7 @@ BAD_USAGE = [
     (["build", "--seed", "-3"], "-3", "0 to 2**63-1"),
     (["build", "--seed", str(EVAL_SEED)], str(EVAL_SEED), "any other integer"),
     (["train", "reptile-mnist"], "'reptile-mnist'", "pretrained-sinusoid, maml-sinusoid"),
+    (["train", "glyphs", "--profile", "quick"], "'glyphs'", "maml-glyphs, pretrained-glyphs"),
     (["export", "--profile", "paperr"], "'paperr'", "paper, quick"),
     (["check", "--jobs", "-1"], "-1", "integer >= 1"),
     (["serve", "--port", "70000"], "70000", "1 to 65535"),
@@ -113,6 +115,14 @@ def test_help_and_a_missing_command(run_cli):
     assert status == 2 and "COMMAND" in err and len(err.splitlines()) == 1
 
 
+def test_train_help_names_every_model_it_accepts(run_cli):
+    status, out, _ = run_cli("train", "--help")
+    assert status == 0
+    help_text = " ".join(out.split()).replace("- ", "-")     # argparse wraps at hyphens
+    for name in [*MODELS, *CONV_MODELS]:
+        assert name in help_text, f"{name} is not in `maml-site train --help`"
+
+
 def test_check_without_exports_fails_with_exit_1(run_cli, tmp_path):
     status, _, err = run_cli("check")
     assert status == 1
@@ -158,6 +168,72 @@ def test_parity_check_skips_only_the_steps_where_descent_blew_up():
     # Overshoot (loss above twice the start) and everything after it is skipped.
     assert _stable_steps(np.array([1.0, 0.5, 2.5, 0.1])).tolist() == [True, True, False, False]
     assert _stable_steps(np.array([0.3, np.inf, np.nan])).tolist() == [True, False, False]
+
+
+# ------------------------------------------------------------ the quiz's conv nets
+
+@pytest.mark.parametrize("name", list(CONV_MODELS))
+def test_train_a_conv_net_alone_writes_its_weights_and_manifest_entry(run_cli, tmp_path, name):
+    from site_builder.hashing import file_sha256
+
+    exported = tmp_path / "exported"
+    status, out, err = run_cli("train", name, "--profile", "quick", "--device", "cpu", "--seed", "3")
+    assert status == 0, err
+    assert out == ""
+    cfg = CONV_MODELS[name].train_config("quick", 3)
+    # Progress as plain lines (stderr is not a terminal here), then what to do next.
+    assert f"{name}: training ({cfg.algorithm}, {cfg.iterations} iterations" in err
+    assert f"iteration {cfg.iterations}/{cfg.iterations}" in err
+    assert f"new weights for {name}: run `maml-site build`" in err
+    # The training stage of this model alone: its weights, no graph, no results,
+    # nothing of the other conv net, no temporary file left beside them.
+    assert sorted(p.name for p in exported.iterdir()) == sorted(["manifest.json", f"{name}.pt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported"]
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert [e["name"] for e in manifest["models"]] == [name]
+    entry = manifest["models"][0]
+    assert entry["algorithm"] == CONV_MODELS[name].algorithm
+    assert entry["task"]["family"] == "glyphs"
+    assert entry["weights"] == {"file": f"{name}.pt", "sha256": file_sha256(exported / f"{name}.pt")}
+    assert entry["train"] == cfg.to_dict() and entry["train"]["seed"] == 3
+    assert sorted(entry["inputs"]) == ["train"]
+    assert "metrics" not in entry and "sha256" not in entry       # evaluate/export not run
+    checkpoint = torch.load(exported / f"{name}.pt", map_location="cpu", weights_only=True)
+    from meta.conv import param_names
+
+    assert list(checkpoint["params"]) == list(param_names())
+    assert all(torch.isfinite(p).all() for p in checkpoint["params"].values())
+    assert entry["inner_lr"] == checkpoint["inner_lr"] > 0
+    # Cached: the same command again trains nothing and writes nothing.
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in exported.iterdir()}
+    status, _, err = run_cli("train", name, "--profile", "quick", "--device", "cpu", "--seed", "3")
+    assert status == 0 and f"{name} is up to date (use --retrain" in err
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in exported.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_after_train_a_build_of_the_conv_nets_keeps_the_trained_weights(run_cli, tmp_path):
+    """`maml-site train maml-glyphs` and the build's conv stage agree on what is
+    up to date: the build then evaluates and exports those weights, and
+    --retrain trains them again."""
+    from site_builder import manifest
+    from site_builder.conv_stage import run_conv_stage
+
+    exported = tmp_path / "exported"
+    status, _, err = run_cli("train", "maml-glyphs", "--profile", "quick", "--device", "cpu")
+    assert status == 0, err
+    weights = (exported / "maml-glyphs.pt").read_bytes()
+    recorded = manifest.entries_by_name(manifest.read(exported))
+    entries, ran = run_conv_stage(exported, REPO_ROOT, recorded, "quick", 0, "cpu", False,
+                                  names=["maml-glyphs"])
+    assert ran == ["maml-glyphs: evaluate", "maml-glyphs: export"]
+    assert (exported / "maml-glyphs.pt").read_bytes() == weights
+    assert (exported / "maml-glyphs.onnx").is_file()
+    assert set(entries["maml-glyphs"]["metrics"]) >= {"acc_5way_1shot", "acc_20way_1shot"}
+    status, _, err = run_cli("train", "maml-glyphs", "--profile", "quick", "--device", "cpu",
+                             "--retrain")
+    assert status == 0 and "new weights for maml-glyphs" in err
+    assert (exported / "maml-glyphs.pt").read_bytes() != weights        # trained again
 
 
 # ------------------------------------------------------------ the right project
