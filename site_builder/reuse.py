@@ -12,6 +12,12 @@ signature, which names the models that share it. A signature is the entry's
               "outputs": [{"name", "type", "shape", "meaning"}, ...]}
 
 where a shape is a list of ints and symbolic dimension names ("N", "S+1").
+
+    <!-- reuse:conv-nets -->
+
+becomes one line per conv net on the glyph alphabets (task family "glyphs"):
+its adaptation rate and unrolled steps from the manifest, and a link to its
+signature in the graphs block.
 The whole manifest is read, not only the sinusoid models the build staged, so
 other graph families appear too. An entry without ``graph`` is listed with a
 line saying its signature is not recorded; a ``graph`` field of the wrong form
@@ -122,15 +128,15 @@ def _names(names: list[str]) -> str:
     return ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
-def graphs_block(staging: Staging) -> str:
-    """Models table, then one inputs/outputs table per distinct graph signature."""
-    entries = [e for e in manifest.read(staging.exported)["models"]
-               if isinstance(e, dict) and isinstance(e.get("name"), str)]
-    if not entries:
-        return ("!!! warning \"No models yet\"\n"
-                "    The manifest lists no models: run `maml-site build` to train and export them.\n")
+def _entries(staging: Staging) -> list[dict]:
+    return [e for e in manifest.read(staging.exported)["models"]
+            if isinstance(e, dict) and isinstance(e.get("name"), str)]
 
-    groups: dict[str, dict] = {}          # signature key -> {"sig", "models", "label"}
+
+def _signature_groups(entries: list[dict]):
+    """(groups, labels, unrecorded): {signature key: {"sig", "models", "label"}} in
+    manifest order, {model: its group's anchor "graph-N"}, models without a graph."""
+    groups: dict[str, dict] = {}
     unrecorded: list[str] = []
     labels: dict[str, str] = {}
     for entry in entries:
@@ -142,6 +148,17 @@ def graphs_block(staging: Staging) -> str:
                                               "label": f"graph-{len(groups) + 1}"})
         group["models"].append(entry["name"])
         labels[entry["name"]] = group["label"]
+    return groups, labels, unrecorded
+
+
+def graphs_block(staging: Staging) -> str:
+    """Models table, then one inputs/outputs table per distinct graph signature."""
+    entries = _entries(staging)
+    if not entries:
+        return ("!!! warning \"No models yet\"\n"
+                "    The manifest lists no models: run `maml-site build` to train and export them.\n")
+
+    groups, labels, unrecorded = _signature_groups(entries)
 
     lines = ["| model | algorithm | inner_lr | steps (S) | graph file | inputs and outputs |",
              "|---|---|---|---|---|---|"]
@@ -176,4 +193,41 @@ def graphs_block(staging: Staging) -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"graphs": graphs_block}
+def _steps_phrase(entry: dict) -> str:
+    """"S = 2 steps, so `probabilities` has 3 rows" (the output shaped [S+1, ...])."""
+    steps = entry.get("steps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        return "an unrecorded number of steps"
+    phrase = f"S = {steps} step{'s' if steps != 1 else ''}"
+    sig = signature(entry)
+    rows = [port["name"] for port in (sig[1] if sig else ()) if port["shape"][:1] == ["S+1"]
+            and len(port["shape"]) > 1]
+    return phrase + (f", so `{_cell(rows[0])}` has {steps + 1} rows" if rows else "")
+
+
+def conv_nets_block(staging: Staging) -> str:
+    """The conv nets on the glyph alphabets (task family "glyphs"): each one's
+    adaptation rate and unrolled steps from the manifest, and a link to its
+    signature in the graphs block, whose numbering it shares."""
+    entries = _entries(staging)
+    glyphs = [e for e in entries
+              if isinstance(e.get("task"), dict) and e["task"].get("family") == "glyphs"]
+    if not glyphs:
+        return ("!!! warning \"No conv nets yet\"\n"
+                "    The manifest lists no conv nets on the glyph alphabets: run `maml-site build` "
+                "to train and export them.\n")
+    _, labels, _ = _signature_groups(entries)
+    lines = []
+    for entry in glyphs:
+        name = entry["name"]
+        label = labels.get(name)
+        ports = (f"inputs and outputs: [signature {label.rsplit('-', 1)[1]}](#{label})" if label
+                 else "inputs and outputs not recorded in the manifest")
+        lines.append(f"- `{_cell(name)}` ({_cell(entry.get('algorithm', '–'))}), "
+                     f"{_file(staging, entry.get('file'))}: adapts at inner_lr "
+                     f"{_number(entry.get('inner_lr'))} and unrolls {_steps_phrase(entry)}; "
+                     f"{ports}.")
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS = {"graphs": graphs_block, "conv-nets": conv_nets_block}

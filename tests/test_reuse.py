@@ -391,12 +391,12 @@ def _page_code_blocks(built_site: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_the_built_page_shows_each_snippet_exactly_and_the_graphs_table(built_site, quick_build):
     blocks = _page_code_blocks(built_site)
-    for name in (*PYTHON_SNIPPETS, BROWSER_SNIPPET.name):
+    for name in (*PYTHON_SNIPPETS, BROWSER_SNIPPET.name, "use_glyphs_onnxruntime.py"):
         shown = blocks[f"docs/snippets/{name}"]
         assert shown.rstrip("\n") == (SNIPPETS / name).read_text(encoding="utf-8").rstrip("\n")
     assert blocks[".github/workflows/pages.yml"].rstrip("\n") == WORKFLOW.read_text().rstrip("\n")
     page = (built_site / "use-the-models" / "index.html").read_text(encoding="utf-8")
-    assert "reuse:graphs" not in page
+    assert "reuse:graphs" not in page and "reuse:conv-nets" not in page
     for entry in json.loads((quick_build.exported / "manifest.json").read_text())["models"]:
         if (built_site / MODELS_DIR / entry["file"]).is_file():     # linked where the site serves it
             assert f'<a href="../assets/models/{entry["file"]}"><code>{entry["file"]}</code></a>' in page
