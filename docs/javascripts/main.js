@@ -61,19 +61,24 @@ function warmRuntime(element) {
     // is what a crossorigin="anonymous" preload matches: one download, not two.
     preload(ORT_WASM.href, { rel: "preload", as: "fetch", crossOrigin: "anonymous" });
     preload(ORT_MODULE.href, { rel: "modulepreload" });
+    // lib/ort-runner.js's own import, fetched with it rather than after it.
+    preload(siteUrl("javascripts/lib/manifest.js").href, { rel: "modulepreload" });
   }
-  // A widget that names its graph (data-model, the sine-fit widgets) gets its
-  // inference session now: creating it (compiling the runtime, reading the
-  // graph) is most of a widget's start-up, and it goes on while the widget's
-  // own modules load. lib/ort-runner.js keeps one session per graph, so the
-  // widget's own loadSession() receives this one; a failure here is the
-  // widget's to report when it asks again.
+  // The runtime starts now (compiling its WebAssembly and opening its first
+  // session are most of a widget's start-up), while the widget's own modules,
+  // the model list and the graph are fetched. A widget that names its graph
+  // (data-model, the sine-fit widgets) also gets its inference session now.
+  // lib/ort-runner.js keeps one runtime and one session per graph, so the
+  // widget's own loadOrt()/loadSession() receives these; a failure here is
+  // the widget's to report when it asks again.
+  const runner = import("./lib/ort-runner.js");
+  const started = [runner.then((ort) => ort.loadOrt())];
   const name = element.dataset.model;
-  const session = name
-    ? Promise.all([import("./lib/manifest.js"), import("./lib/ort-runner.js")])
-      .then(([manifest, ort]) => manifest.findModel(name).then((entry) => ort.loadSession(manifest.modelUrl(entry))))
-    : import("./lib/ort-runner.js").then((ort) => ort.loadOrt());
-  session.catch(() => {});
+  if (name) {
+    started.push(Promise.all([import("./lib/manifest.js"), runner])
+      .then(([manifest, ort]) => manifest.findModel(name).then((entry) => ort.loadSession(manifest.modelUrl(entry)))));
+  }
+  for (const promise of started) promise.catch(() => {});
 }
 
 // A widget with `warm: false` runs the runtime only once the reader plays
