@@ -15,10 +15,19 @@ and outputs) and ``meta_step`` (the configuration it performs). The task
 family is "sinusoid-meta-step": widgets that take every "sinusoid" entry for
 an adaptation graph (the all-models widget) leave these alone.
 
-With them goes the θ-fit graph (``theta-fit.onnx``, family
-"sinusoid-theta-fit", meta/theta_fit.py): plain gradient steps from a θ
-given as an input, which is how a page shows what the θ it meta-trains with
-these graphs predicts (the Comparison page's "Watch it learn").
+With them go the θ-fit graphs (family "sinusoid-theta-fit",
+meta/theta_fit.py): plain gradient steps from a θ given as an input, which is
+how a page shows what the θ it meta-trains with these graphs predicts.
+``theta-fit.onnx`` unrolls ten steps (the sine-fit widget fitting the
+reader's points with a handed θ); ``theta-fit-1.onnx`` is the same graph with
+one step, all the Comparison page's "Watch it learn" needs for its one-step
+errors and fits, at a tenth of the work (its rows 0 and 1 are the ten-step
+graph's, to the bit).
+
+The θ-fit-1 entry also records the static figure of "Watch it learn"
+(``figures/watch-it-learn.png``, site_builder/watch_figure.py): a short
+seeded live run of these very graphs, computed when any of them or the
+figure's code changes.
 """
 from __future__ import annotations
 
@@ -33,6 +42,10 @@ EXPORT_SOURCES = ("meta/meta_step.py", "meta/export.py", "meta/model.py", "meta/
                   "meta/algorithms/*.py")
 FAMILY = "sinusoid-meta-step"
 FIT_SOURCES = ("meta/theta_fit.py", "meta/meta_step.py", "meta/export.py", "meta/model.py")
+FIGURE_SOURCES = ("site_builder/watch_figure.py", "site_builder/toy_figures.py", "site_builder/figures.py")
+#: The one-step θ-fit graph (what the live run evaluates its models with).
+FIT1_NAME = "theta-fit-1"
+FIT1_STEPS = 1
 
 
 def entry_name(algorithm: str) -> str:
@@ -48,10 +61,22 @@ FIT_FAMILY = "sinusoid-theta-fit"
 
 
 def graph_names() -> list[str]:
-    """The manifest entries of this stage, in order: the meta-step graphs, then the θ-fit graph."""
+    """The manifest entries of this stage, in order: the meta-step graphs, then the θ-fit graphs."""
     from meta.theta_fit import FIT_NAME
 
-    return [entry_name(a) for a in BUILD_ALGORITHMS] + [FIT_NAME]
+    return [entry_name(a) for a in BUILD_ALGORITHMS] + [FIT_NAME, FIT1_NAME]
+
+
+def fit_signature(steps: int) -> dict:
+    """The θ-fit graph's documented inputs and outputs for ``steps`` unrolled steps."""
+    import copy
+
+    from meta.theta_fit import FIT_SIGNATURE, FIT_STEPS
+
+    signature = copy.deepcopy(FIT_SIGNATURE)
+    for spec in signature["outputs"]:
+        spec["meaning"] = spec["meaning"].replace(f"(S = {FIT_STEPS})", f"(S = {steps})")
+    return signature
 
 
 def paper_config(algorithm: str):
@@ -116,32 +141,65 @@ def run_meta_step_stage(exported: Path, repo_root: Path,
         export_meta_step(cfg, exported / entry["file"])
         entry["sha256"] = file_sha256(exported / entry["file"])
         ran.append(f"{name}: export")
-    entry, wrote = _fit_entry(exported, source_hashes(repo_root, FIT_SOURCES), recorded)
-    entries[entry["name"]] = entry
-    ran += wrote
+    from meta.theta_fit import FIT_NAME, FIT_STEPS
+
+    fit_code = source_hashes(repo_root, FIT_SOURCES)
+    for name, steps in ((FIT_NAME, FIT_STEPS), (FIT1_NAME, FIT1_STEPS)):
+        entry, wrote = _fit_entry(exported, fit_code, recorded, name, steps)
+        entries[name] = entry
+        ran += wrote
+    ran += _watch_figure(exported, repo_root, recorded, entries)
     return entries, ran
 
 
-def _fit_entry(exported: Path, code: dict, recorded: dict[str, dict]) -> tuple[dict, list[str]]:
-    """The θ-fit graph's manifest entry, exported where stale."""
-    from meta.theta_fit import FIT_NAME, FIT_SIGNATURE, FIT_STEPS, export_fit
+def _fit_entry(exported: Path, code: dict, recorded: dict[str, dict], name: str,
+               steps: int) -> tuple[dict, list[str]]:
+    """A θ-fit graph's manifest entry (``steps`` unrolled steps), exported where stale."""
+    from meta.theta_fit import FIT_NAME, export_fit
     from meta.tasks import SINUSOID
 
-    old = recorded.get(FIT_NAME, {})
+    old = recorded.get(name, {})
+    # The ten-step graph's hash stays what it was before the one-step graph joined.
+    config = {"graph": FIT_NAME, "steps": steps} if name == FIT_NAME else {"graph": name, "steps": steps}
     entry = {
-        "name": FIT_NAME, "algorithm": "any",
+        "name": name, "algorithm": "any",
         "task": {**SINUSOID.describe(), "family": FIT_FAMILY},
-        "file": f"{FIT_NAME}.onnx", "sha256": old.get("sha256"),
-        "inner_lr": paper_config("maml").inner_lr, "steps": FIT_STEPS, "train": None, "metrics": None,
-        "graph": FIT_SIGNATURE,
-        "inputs": {"export": inputs_hash(code=code, config={"graph": FIT_NAME, "steps": FIT_STEPS})},
+        "file": f"{name}.onnx", "sha256": old.get("sha256"),
+        "inner_lr": paper_config("maml").inner_lr, "steps": steps, "train": None, "metrics": None,
+        "graph": fit_signature(steps),
+        "inputs": {"export": inputs_hash(code=code, config=config)},
     }
     if (old.get("inputs") or {}).get("export") == entry["inputs"]["export"] and _intact(exported, entry):
         return entry, []
-    log.info("%s: exporting the θ-fit graph", FIT_NAME)
-    export_fit(exported / entry["file"])
+    log.info("%s: exporting the θ-fit graph (%d step%s)", name, steps, "" if steps == 1 else "s")
+    export_fit(exported / entry["file"], steps)
     entry["sha256"] = file_sha256(exported / entry["file"])
-    return entry, [f"{FIT_NAME}: export"]
+    return entry, [f"{name}: export"]
+
+
+def _watch_figure(exported: Path, repo_root: Path, recorded: dict[str, dict],
+                  entries: dict[str, dict]) -> list[str]:
+    """Render the static figure of "Watch it learn" where stale; its record
+    goes on the θ-fit-1 entry (``figures``, ``inputs.figures``). The hash
+    covers the figure's code and the sha256 of every graph the run uses."""
+    from . import atomic
+    from .watch_figure import FIGURE, RUN, render
+
+    entry = entries[FIT1_NAME]
+    graphs = {name: entries[name]["sha256"] for name in [entry_name(a) for a in BUILD_ALGORITHMS] + [FIT1_NAME]}
+    figure_hash = inputs_hash(code=source_hashes(repo_root, FIGURE_SOURCES), graphs=graphs, run=RUN)
+    old = recorded.get(FIT1_NAME, {})
+    records = old.get("figures") or []
+    if (old.get("inputs") or {}).get("figures") == figure_hash and len(records) == 1 \
+            and records[0].get("file") == FIGURE and _intact(exported, records[0]):
+        entry["figures"], entry["inputs"]["figures"] = records, figure_hash
+        return []
+    log.info("%s: rendering the static figure of Watch it learn (a %d-iteration run)", FIT1_NAME, RUN["iterations"])
+    data = render(exported, {name: entries[name] for name in graphs}, RUN)
+    atomic.write_bytes(exported / FIGURE, data)
+    entry["figures"] = [{"file": FIGURE, "sha256": file_sha256(exported / FIGURE)}]
+    entry["inputs"]["figures"] = figure_hash
+    return [f"{FIT1_NAME}: figures"]
 
 
 #: `maml-site check`: the graph's one meta-iteration against PyTorch's (meta/train.py's step).
@@ -181,15 +239,16 @@ def parity_error(path: Path, algorithm: str) -> float:
     return worst
 
 
-def fit_parity_error(path: Path) -> float:
-    """Largest |ONNX − PyTorch| / max(1, |PyTorch|) of the θ-fit graph against
-    meta.model.adapt, for three θ (the paper initialisations of three seeds)
-    on seeded tasks of 5 support and 50 query points."""
+def fit_parity_error(path: Path, steps: int | None = None) -> float:
+    """Largest |ONNX − PyTorch| / max(1, |PyTorch|) of a θ-fit graph of
+    ``steps`` steps (default the ten-step graph's) against meta.model.adapt,
+    for three θ (the paper initialisations of three seeds) on seeded tasks of
+    5 support and 50 query points."""
     import numpy as np
     import torch
 
-    from meta.theta_fit import run_fit, torch_fit
     from meta.model import init_params
+    from meta.theta_fit import FIT_STEPS, run_fit, torch_fit
     from meta.tasks import SINUSOID
 
     params = torch.stack([torch.cat([p.reshape(-1) for p in
@@ -199,7 +258,7 @@ def fit_parity_error(path: Path) -> float:
     feeds = {"params": params, "support_x": batch.support_x, "support_y": batch.support_y,
              "query_x": batch.query_x, "inner_lr": paper_config("maml").inner_lr}
     got = run_fit(path, feeds)
-    expected = dict(zip(("query_y", "support_loss"), torch_fit(**feeds)))
+    expected = dict(zip(("query_y", "support_loss"), torch_fit(**feeds, steps=FIT_STEPS if steps is None else steps)))
     worst = 0.0
     for key, value in expected.items():
         if got[key].shape != value.shape or not np.isfinite(got[key]).all():
@@ -229,7 +288,7 @@ def check_meta_step_graphs(exported: Path, entries: dict[str, dict]) -> tuple[li
             continue
         path = exported / entry["file"]
         fit = entry.get("task", {}).get("family") == FIT_FAMILY
-        error = fit_parity_error(path) if fit else parity_error(path, entry["algorithm"])
+        error = fit_parity_error(path, entry.get("steps")) if fit else parity_error(path, entry["algorithm"])
         if error > PARITY_TOLERANCE:
             problems.append(f"{name}: ONNX and PyTorch {'fits' if fit else 'meta-iterations'} differ by {error:.3g} "
                             f"(> {PARITY_TOLERANCE:g}); run `maml-site build`")

@@ -193,7 +193,7 @@ def test_the_build_lists_the_meta_step_graphs_and_check_verifies_them(quick_buil
 
     data = manifest.read(quick_build.exported)
     names = [m["name"] for m in data["models"]]
-    assert names[-5:] == graph_names() == [f"{a}-meta-step" for a in ALGORITHMS] + ["theta-fit"]
+    assert names[-6:] == graph_names() == [f"{a}-meta-step" for a in ALGORITHMS] + ["theta-fit", "theta-fit-1"]
     entries = manifest.entries_by_name(data)
     for algorithm in ALGORITHMS:
         entry, cfg = entries[f"{algorithm}-meta-step"], paper_config(algorithm)

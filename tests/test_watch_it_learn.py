@@ -5,7 +5,9 @@ Pretrained, MAML, first-order MAML and Reptile meta-train from one θ₀ on one
 seeded stream of task batches; the page measures every model's one-step
 error on 100 held-out tasks with the θ-fit graph. These tests run 200 live
 meta-iterations, twice with the same seed, and hand the weights over to the
-page's sine-fit widget.
+page's sine-fit widget. The build's static figure of the widget
+(site_builder/watch_figure.py) is the same run, and it stands in the widget's
+place, at the widget's height, when the page has no JavaScript.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ def reset(page, seed):
 
 
 def test_200_live_iterations_lower_mamls_one_step_error_and_the_same_seed_gives_the_same_curve(
-        page, log, site_url):
+        page, log, site_url, quick_build):
     widget = open_widget(page, site_url)
     assert widget.get_attribute("data-iteration") == "0"
     first = run_until(page, ITERATIONS)
@@ -55,6 +57,26 @@ def test_200_live_iterations_lower_mamls_one_step_error_and_the_same_seed_gives_
     # The same task batches for everyone: MAML and first-order MAML compute
     # the same query loss at the shared θ₀ (they differ only in the gradient).
     assert first["losses"]["maml"][0] == pytest.approx(first["losses"]["fomaml"][0], rel=1e-6)
+    assert [h["iteration"] for h in first["heldout"]] == [0, 100, 200]
+
+    # The static figure's run (the build's, in onnxruntime natively) is this
+    # run: the same θ₀, batches and held-out tasks, up to float rounding,
+    # which Reptile's outer step (the whole way to the adapted weights)
+    # amplifies: after 130 or so iterations its losses differ by percents.
+    from site_builder import manifest
+    from site_builder.watch_figure import RUN, live_run
+
+    assert RUN["seed"] == 1 == int(widget.get_attribute("data-seed"))
+    built = live_run(quick_build.exported, manifest.entries_by_name(manifest.read(quick_build.exported)),
+                     {**RUN, "iterations": ITERATIONS})
+    for alg in ALGORITHMS:
+        n = 100 if alg == "reptile" else ITERATIONS
+        np.testing.assert_allclose(built["losses"][alg][:n], first["losses"][alg][:n], rtol=1e-3, err_msg=alg)
+    assert [it for it, _ in built["heldout"]] == [h["iteration"] for h in first["heldout"]]
+    for (iteration, errors), measured in zip(built["heldout"], first["heldout"]):
+        for alg in ALGORITHMS:
+            if alg != "reptile" or iteration <= 100:
+                assert errors[alg] == pytest.approx(measured["errors"][alg], rel=1e-3), (iteration, alg)
 
     assert reset(page, 1)["iteration"] == 0
     assert widget.get_attribute("data-iteration") == "0"
@@ -67,6 +89,51 @@ def test_200_live_iterations_lower_mamls_one_step_error_and_the_same_seed_gives_
     other = run_until(page, 20)
     assert other["losses"]["maml"] != first["losses"]["maml"][:20]
     log.assert_clean()
+
+
+def test_where_the_run_stops_the_table_measures_the_theta_it_stopped_at(page, log, site_url):
+    """Held-out errors come every 100 iterations and wherever the run stops
+    (runUntil, Pause), once per iteration."""
+    open_widget(page, site_url)
+    state = run_until(page, 130)
+    assert [h["iteration"] for h in state["heldout"]] == [0, 100, 130]
+    state = run_until(page, 200)
+    assert [h["iteration"] for h in state["heldout"]] == [0, 100, 130, 200]
+    assert state["heldout"][2]["errors"] != state["heldout"][3]["errors"]
+    log.assert_clean()
+
+
+@pytest.mark.parametrize("width", [390, 1350])
+def test_without_javascript_the_builds_run_stands_in_the_widgets_place(browser, site_url, width):
+    """No JavaScript: the widget's box shows the build's figure (loaded) and
+    its note, at the height the live widget takes; with JavaScript the widget
+    replaces them, and the text below moves by no more than the other widgets'."""
+    heights = {}
+    for script in (False, True):
+        context = browser.new_context(viewport={"width": width, "height": 900}, java_script_enabled=script)
+        try:
+            page = context.new_page()
+            page.goto(site_url + PAGE, wait_until="load")
+            widget = page.locator(WIDGET)
+            figure = widget.locator("img[src*='assets/figures/watch-it-learn.png']")
+            if not script:
+                figure.scroll_into_view_if_needed()
+                page.wait_for_function("img => img.complete", arg=figure.element_handle())
+                assert figure.is_visible()
+                assert figure.evaluate("img => img.naturalWidth") > 0, "the static figure did not load"
+                box = figure.bounding_box()
+                assert box["width"] <= widget.bounding_box()["width"]
+                assert "first 1,000" in widget.inner_text()
+            else:
+                wait_widget(page, WIDGET)
+                page.wait_for_timeout(200)
+                assert figure.is_hidden(), "the static figure is still shown under the widget"
+            heights[script] = widget.bounding_box()["height"]
+        finally:
+            context.close()
+    static, live = heights[False], heights[True]
+    assert static <= live + 1, f"the figure's box ({static:.0f} px) is taller than the widget ({live:.0f} px)"
+    assert live - static <= max(30, 0.05 * live), (static, live)
 
 
 def test_pause_and_start_continue_the_same_run(page, log, site_url):

@@ -42,7 +42,7 @@ is one JSON object (page paths as "/", "/how-maml-works/", …):
  "site_bytes", "lighthouse": {"<page path>": {"performance", "best_practices",
  "tbt_ms", "cls"}},
  "live_meta_iters_per_s": {"maml", "pretrained", "fomaml", "reptile"},
- "live_training": {"together", "side_by_side": {"perSecond", "worstFrameGapMs", "longTasks", …},
+ "live_training": {"together", "side_by_side": {"perSecond", "measureShare", "worstFrameGapMs", …},
  "compare": {"iterations", "start", "end"}}} (null for what a site does not have;
  tests/benchmarks/live_training.py says what the live figures are). A measurement, not a
 test: pytest does not collect this folder. Timings depend on the machine's

@@ -16,9 +16,14 @@ meta-batch 25, K = 10 + 10, tasks drawn in the page) in Debian's Chromium.
                   measurements and nothing drawn: meta-iterations per second
                   (each algorithm does every one).
   side by side    the widget itself, all four at full speed, drawing as it
-                  goes and measuring the held-out tasks every 100 iterations:
-                  meta-iterations per second (each algorithm does every one),
-                  and the page's responsiveness while it runs: the longest gap
+                  goes and measuring the held-out tasks every 100 iterations
+                  and where it stops (the one-step θ-fit graph), the example
+                  fit with every report: meta-iterations per second (each
+                  algorithm does every one); the share of the worker's busy
+                  time that went to those measurements rather than to the
+                  meta-steps (the worker's own clock, so a loaded machine
+                  skews it less than the rate); and the page's responsiveness
+                  while it runs: the longest gap
                   between two animation frames, the long tasks (over 50 ms)
                   the main thread reported, and the longest of the widget's
                   own redraws (the main thread's share of the work; on a
@@ -75,12 +80,14 @@ SIDE_JS = """async ([selector, n]) => {
   requestAnimationFrame((now) => { last = now; requestAnimationFrame(tick); });
   await widget.runUntil(20);
   widget.drawStats = { count: 0, maxMs: 0 };
+  const w0 = { ...widget.run.work };
   const t0 = performance.now();
   await widget.runUntil(20 + n);
   const seconds = (performance.now() - t0) / 1000;
+  const train = widget.run.work.trainMs - w0.trainMs, measure = widget.run.work.measureMs - w0.measureMs;
   stop = true;
   observer.disconnect();
-  return { perSecond: n / seconds, seconds, worstFrameGapMs: worstGap, frames,
+  return { perSecond: n / seconds, seconds, measureShare: measure / (train + measure), worstFrameGapMs: worstGap, frames,
            draws: widget.drawStats.count, longestDrawMs: widget.drawStats.maxMs,
            longTasks: longTasks.length, longestTaskMs: longTasks.length ? Math.max(...longTasks) : 0 };
 }"""
@@ -140,7 +147,8 @@ def describe(live: dict) -> list[str]:
         f"live meta-training, the four side by side, training only ({live['side_iterations']}): "
         f"{live['together']:.0f} meta-iterations/s each",
         f"live meta-training, the four side by side in the widget ({live['side_iterations']}): "
-        f"{side['perSecond']:.0f} each; the page's longest frame gap {side['worstFrameGapMs']:.0f} ms, "
+        f"{side['perSecond']:.0f} each ({100 * side['measureShare']:.1f}% of the worker's time measuring "
+        f"the held-out tasks and the example fit); the page's longest frame gap {side['worstFrameGapMs']:.0f} ms, "
         f"{side['longTasks']} long task(s) over 50 ms (longest {side['longestTaskMs']:.0f} ms); "
         f"{side['draws']} redraws, the longest {side['longestDrawMs']:.1f} ms",
         f"live meta-training, {compare['iterations']} iterations ({compare['seconds']:.0f} s): one-step 5-shot "

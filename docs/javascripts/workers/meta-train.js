@@ -5,13 +5,20 @@
 // sinusoid task batches: each meta-iteration draws one batch here and runs
 // every algorithm's meta-step graph (meta/meta_step.py, exported by the build)
 // on it, which returns the new θ, the new optimiser state and the meta-loss.
-// The θ-fit graph (meta/theta_fit.py) shows what each θ predicts: its fit to
-// a fixed example task, and its one-step error on a fixed set of held-out
-// tasks. Nothing is computed here but the tasks and the errors of those fits.
+// The one-step θ-fit graph (meta/theta_fit.py, theta-fit-1.onnx) shows what
+// each θ predicts: its fit to a fixed example task, and its one-step error on
+// a fixed set of held-out tasks, all four models in one run of the graph.
+// Nothing is computed here but the tasks and the errors of those fits.
 //
 // onnxruntime-web runs with one WebAssembly thread. The worker runs the
 // iterations in slices of a few milliseconds and yields between them, so that
 // pause, reset and speed messages are answered at once.
+//
+// What the reader watches costs little beside the training (tests/benchmarks/
+// live_training.py measures both): the held-out tasks are measured every
+// evalEvery iterations and wherever the run stops, with the one-step graph
+// (the ten-step θ-fit graph's rows 0 and 1, a tenth of its work), into buffers
+// made once; the example fit runs only for a report, at most every REPORT_MS.
 //
 // Messages in:  {type: "init", config} · {type: "start"} · {type: "pause"} · {type: "reset", seed?}
 //               {type: "speed", perSecond}  (Infinity: as fast as it goes)
@@ -23,7 +30,9 @@
 //               {type: "error", message}
 // A snapshot: {iteration, running, losses: {alg: Float32Array (since the last message)},
 //              fit: {alg: Float32Array (the example task's curve after one step)},
-//              heldout: [{iteration, errors: {alg: number}}] (new evaluations), rate}
+//              heldout: [{iteration, errors: {alg: number}}] (new evaluations), rate,
+//              work: {trainMs, measureMs} (the worker's time since the reset in the meta-steps,
+//              and in the held-out and example fits: what the benchmark reports)}
 import { initialParams, seededRandom, sinusoidBatch } from "../lib/seeded.js";
 
 const SLICE_MS = 25;          // longest run of iterations between two looks at the message queue
@@ -41,8 +50,11 @@ let lastReport = 0;
 let paceStart = 0;
 let paceIterations = 0;
 let scalars = null;           // {alg: {inner_lr, meta_lr}} as tensors, made once
-let example = null;           // the fixed example task's tensors
-let heldout = null;           // the fixed held-out tasks' tensors
+let example = null;           // the fixed example task's tensors (and its θ rows, reused)
+let heldout = null;           // the fixed held-out tasks' tensors (and their θ rows, reused)
+let lastEvaluated = -1;       // the iteration of the latest held-out measurement
+let numParams = 0;            // the length of θ
+let work = { trainMs: 0, measureMs: 0 };
 
 // Messages are handled one at a time, in order (a reset finishes before the
 // next start); the training loop itself runs beside them, so a pause is seen
@@ -91,8 +103,9 @@ async function init(cfg) {
   scalars = Object.fromEntries(cfg.algorithms.map((alg) => [alg, {
     inner_lr: scalar(cfg.hyper[alg].inner_lr), meta_lr: scalar(cfg.hyper[alg].meta_lr),
   }]));
+  numParams = initialParams(seededRandom(cfg.seed, "theta")).length;
   example = exampleTensors(cfg.example, cfg.algorithms.length);
-  heldout = heldoutTensors(cfg);
+  heldout = heldoutTensors(cfg, cfg.algorithms.length);
   perSecond = cfg.perSecond > 0 ? cfg.perSecond : Infinity;
   await reset(cfg.seed, "ready");
 }
@@ -115,6 +128,8 @@ async function reset(seed, type) {
     }])),
   };
   pending = emptyPending();
+  lastEvaluated = -1;
+  work = { trainMs: 0, measureMs: 0 };
   await evaluate();
   self.postMessage({ type, ...await snapshot() });
 }
@@ -155,19 +170,28 @@ async function loop() {
       budget = Math.floor(((performance.now() - paceStart) / 1000) * perSecond) - paceIterations;
     }
     while (running && budget > 0 && state.iteration < stopAt && performance.now() < sliceEnd) {
+      const t0 = performance.now();
       await iterate();
+      work.trainMs += performance.now() - t0;
       budget -= 1;
       paceIterations += 1;
       if (config.evalEvery > 0 && state.iteration % config.evalEvery === 0) await evaluate();
     }
     if (state.iteration >= stopAt) {
       running = false;
-      await report("paused");
+      await stopped();
       return;
     }
     if (performance.now() - lastReport >= REPORT_MS) await report("progress");
     await breathe(Number.isFinite(perSecond) && budget <= 0 ? Math.min(50, 1000 / perSecond) : 0);
   }
+  await stopped();
+}
+
+/** The run stopped (paused, or at runUntil's iteration): the table shows the
+ *  held-out errors of the θ it stopped at. */
+async function stopped() {
+  if (config.evalEvery > 0 && lastEvaluated !== state.iteration) await evaluate();
   await report("paused");
 }
 
@@ -219,57 +243,77 @@ function exampleTensors({ a, phase, xs, queryX }, count) {
     support_x: new ort.Tensor("float32", sx, [count, k, 1]),
     support_y: new ort.Tensor("float32", sy, [count, k, 1]),
     query_x: new ort.Tensor("float32", qx, [count, m, 1]),
+    params: paramTensor(count, 1), inner_lr: scalar(config.fitLr),
     m,
   };
 }
 
-function heldoutTensors(cfg) {
+/** The held-out tasks once per algorithm, one after the other: every model is
+ *  measured in one run of the θ-fit graph. */
+function heldoutTensors(cfg, count) {
   const { seed, tasks, shots, points } = cfg.heldout;
   const batch = sinusoidBatch(seededRandom(seed, "held-out"), cfg.family, tasks, shots, points);
+  const repeat = (data) => {
+    const out = new Float32Array(count * data.length);
+    for (let i = 0; i < count; i++) out.set(data, i * data.length);
+    return out;
+  };
   return {
-    support_x: new ort.Tensor("float32", batch.support_x, [tasks, shots, 1]),
-    support_y: new ort.Tensor("float32", batch.support_y, [tasks, shots, 1]),
-    query_x: new ort.Tensor("float32", batch.query_x, [tasks, points, 1]),
+    support_x: new ort.Tensor("float32", repeat(batch.support_x), [count * tasks, shots, 1]),
+    support_y: new ort.Tensor("float32", repeat(batch.support_y), [count * tasks, shots, 1]),
+    query_x: new ort.Tensor("float32", repeat(batch.query_x), [count * tasks, points, 1]),
+    params: paramTensor(count, tasks), inner_lr: scalar(cfg.fitLr),
     truth: batch.query_y, tasks, points,
   };
 }
 
-/** Rows of θ, one per task: `rows` copies of one θ, or each algorithm's θ in turn. */
-function paramRows(list, repeat = 1) {
-  const p = list[0].length;
-  const out = new Float32Array(list.length * repeat * p);
-  list.forEach((params, i) => { for (let r = 0; r < repeat; r++) out.set(params, (i * repeat + r) * p); });
-  return new ort.Tensor("float32", out, [list.length * repeat, p]);
+/** A θ-rows input of `count` models × `repeat` rows each, whose buffer fillRows rewrites. */
+function paramTensor(count, repeat) {
+  return new ort.Tensor("float32", new Float32Array(count * repeat * numParams), [count * repeat, numParams]);
+}
+
+/** Each algorithm's current θ into `repeat` rows of the tensor, algorithm after algorithm. */
+function fillRows(tensor, repeat) {
+  const out = tensor.data;
+  config.algorithms.forEach((alg, i) => {
+    const params = state.models[alg].params.data;
+    for (let r = 0; r < repeat; r++) out.set(params, (i * repeat + r) * params.length);
+  });
+  return tensor;
+}
+
+/** The θ-fit graph on prepared inputs (the tensors above; params filled). */
+async function fitRun({ params, support_x, support_y, query_x, inner_lr }) {
+  const t0 = performance.now();
+  const out = await sessions.fit.run({ params, support_x, support_y, query_x, inner_lr });
+  work.measureMs += performance.now() - t0;
+  return out;
 }
 
 /** Every algorithm's one-step error on the held-out tasks (mean squared error at the query points
  *  after one plain gradient step at fitLr on the task's support points). */
 async function evaluate() {
+  lastEvaluated = state.iteration;
   if (!heldout.tasks) return;
+  fillRows(heldout.params, heldout.tasks);
+  const out = await fitRun(heldout);
+  const n = heldout.tasks * heldout.points;
+  const rows = config.algorithms.length * n;
   const errors = {};
-  for (const alg of config.algorithms) {
-    const out = await sessions.fit.run({
-      params: paramRows([state.models[alg].params.data], heldout.tasks),
-      support_x: heldout.support_x, support_y: heldout.support_y, query_x: heldout.query_x,
-      inner_lr: scalar(config.fitLr),
-    });
-    const n = heldout.tasks * heldout.points;
-    const after = out.query_y.data.subarray(n, 2 * n);          // row 1: after one step
+  config.algorithms.forEach((alg, a) => {
+    const after = out.query_y.data.subarray(rows + a * n, rows + (a + 1) * n);   // row 1: after one step
     let sum = 0;
     for (let i = 0; i < n; i++) sum += (after[i] - heldout.truth[i]) ** 2;
     errors[alg] = sum / n;
-  }
+  });
   pending.heldout.push({ iteration: state.iteration, errors });
 }
 
 /** Each algorithm's curve on the example task after one step: {alg: Float32Array [M]}. */
 async function exampleFit() {
   const algs = config.algorithms;
-  const out = await sessions.fit.run({
-    params: paramRows(algs.map((alg) => state.models[alg].params.data)),
-    support_x: example.support_x, support_y: example.support_y, query_x: example.query_x,
-    inner_lr: scalar(config.fitLr),
-  });
+  fillRows(example.params, 1);
+  const out = await fitRun(example);
   const m = example.m;
   const rowStart = algs.length * m;                               // row 1 of [S+1, T, M, 1]
   return Object.fromEntries(algs.map((alg, t) => [alg,
@@ -287,6 +331,7 @@ async function snapshot() {
     heldout: sent.heldout,
     fit: await exampleFit(),
     rate: elapsed > 0 ? paceIterations / elapsed : 0,
+    work: { ...work },
   };
 }
 
