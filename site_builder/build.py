@@ -226,31 +226,27 @@ def _run_stages_in(options: BuildOptions, names: list[str],
         else:
             updated.update(meta_entries)
             report.ran.update({"meta-step graphs": meta_ran} if meta_ran else {})
-    if conv_names and not errors:
+    # The conv nets (issue 13): those named on their own, or all of them in a
+    # full build of every model.
+    full_build = set(stages) == set(STAGES) and names == list(MODELS)
+    conv_run = conv_names or (list(CONV_MODELS) if full_build else [])
+    if conv_run and not errors:
         from .conv_stage import run_conv_stage
         try:
             conv_entries, conv_ran = run_conv_stage(exported, options.repo_root, recorded,
                                                     options.profile, options.seed, options.device,
-                                                    options.retrain, names=conv_names, stages=stages)
+                                                    options.retrain, names=conv_run, stages=stages)
         except Exception as exc:
-            errors.append(_describe(", ".join(conv_names), exc))
+            errors.append(_describe(", ".join(conv_names) or "conv nets", exc))
         else:
             updated.update(conv_entries)
-            for name in conv_names:
-                report.ran[name] = [r.split(": ", 1)[1] for r in conv_ran
-                                    if r.startswith(f"{name}: ")]
-            names = names + conv_names             # for the lines below
-    elif set(stages) == set(STAGES) and not errors and names == list(MODELS):   # conv nets (issue 13)
-        from .conv_stage import run_conv_stage
-        try:
-            conv_entries, conv_ran = run_conv_stage(exported, options.repo_root, recorded,
-                                                    options.profile, options.seed, options.device,
-                                                    options.retrain)
-        except Exception as exc:
-            errors.append(_describe("conv nets", exc))
-        else:
-            updated.update(conv_entries)
-            report.ran.update({"conv nets": conv_ran} if conv_ran else {})
+            if conv_names:
+                for name in conv_names:
+                    report.ran[name] = [r.split(": ", 1)[1] for r in conv_ran
+                                        if r.startswith(f"{name}: ")]
+                names = names + conv_names             # for the lines below
+            elif conv_ran:
+                report.ran["conv nets"] = conv_ran
     if updated:
         exported.mkdir(parents=True, exist_ok=True)
         report.manifest_changed = manifest.write(exported, old, updated)
