@@ -35,12 +35,19 @@ meta-batch 25, K = 10 + 10, tasks drawn in the page) in Debian's Chromium.
                   points of each (the widget's table), at 0 and at 5,000.
 
 --small (CI): 100 iterations alone, 50 side by side, the comparison at 200.
-Timings depend on the machine's load.
+Timings depend on the machine's load. So that a run on a shared machine
+still says something, "together" and "side by side" also give the rate per
+second of CPU time of the training worker's thread (Linux: /proc, this
+process's Chromium only): close to what an idle machine gives while the
+worker has a core to itself, and a figure the other work on the machine
+disturbs far less than the rate itself (contention for caches and for a
+core's second hardware thread still slows it a little).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,13 +57,18 @@ PAGE = "comparison/"
 WIDGET = "[data-widget='watch-it-learn']"
 READY_TIMEOUT_MS = 120_000
 
-RUN_JS = """async ([module, algorithms, warmup, n, evalEvery]) => {
+OPEN_JS = """async ([module, algorithms, warmup, evalEvery]) => {
   const m = await import(module);
   const run = new m.TrainingRun(await m.trainingConfig({ algorithms, evalEvery, perSecond: Infinity }));
   await run.open();
   if (warmup) await run.runUntil(warmup);
+  window.__liveRun = run;
+}"""
+
+TIMED_JS = """async (n) => {
+  const run = window.__liveRun;
   const t0 = performance.now();
-  const state = await run.runUntil(warmup + n);
+  const state = await run.runUntil(run.iteration + n);
   const seconds = (performance.now() - t0) / 1000;
   run.close();
   return { perSecond: n / seconds, seconds, heldout: state.heldout };
@@ -103,6 +115,63 @@ def _page(browser, base):
     return context, page, errors
 
 
+def _chromium_threads() -> dict[str, tuple[str, float]] | None:
+    """{thread: (name, CPU seconds)} of every thread of the processes this
+    process started (the Playwright driver and its Chromium); None off Linux."""
+    proc = Path("/proc")
+    if not (proc / "self" / "task").is_dir():
+        return None
+    parents = {}
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            parents[int(stat.parent.name)] = int(text[text.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError):
+            continue
+    mine, me = set(), os.getpid()
+    for pid in parents:
+        seen, p = set(), pid
+        while p in parents and p not in seen and p != me:
+            seen.add(p)
+            p = parents[p]
+        if p == me and pid != me:
+            mine.add(pid)
+    tick = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for pid in mine:
+        for stat in (proc / str(pid) / "task").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2:].split()
+            threads[str(stat)] = (text[text.index("(") + 1:text.rindex(")")],
+                                  (int(fields[11]) + int(fields[12])) / tick)
+    return threads
+
+
+def _worker_cpu_seconds(before, after) -> float | None:
+    """CPU seconds the busiest dedicated worker thread used between two samples."""
+    if before is None or after is None:
+        return None
+    used = [t - before.get(key, (name, 0.0))[1] for key, (name, t) in after.items()
+            if name.startswith("DedicatedWorker")]
+    return max(used, default=None) or None
+
+
+def _timed(page, script, arg) -> dict:
+    """page.evaluate(script, arg), with the training worker's CPU seconds meanwhile."""
+    before = _chromium_threads()
+    result = page.evaluate(script, arg)
+    result["workerCpuSeconds"] = _worker_cpu_seconds(before, _chromium_threads())
+    return result
+
+
+def _per_cpu_second(iterations: int, result: dict) -> float | None:
+    cpu = result.get("workerCpuSeconds")
+    return iterations / cpu if cpu else None
+
+
 def measure(browser, base: str, small: bool = False) -> dict | None:
     """The live-training figures on the site served at `base` (None: no such widget)."""
     alone_n, side_n, compare_n = (100, 50, 200) if small else (1000, 500, 5000)
@@ -111,11 +180,16 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
         if page.locator(WIDGET).count() == 0:
             return None
         module = base + "javascripts/widgets/watch-it-learn.js"
+        def run(algorithms, warmup, n, eval_every):
+            page.evaluate(OPEN_JS, [module, algorithms, warmup, eval_every])
+            return _timed(page, TIMED_JS, n)
+
         alone = {}
         for alg in ALGORITHMS:
-            alone[alg] = page.evaluate(RUN_JS, [module, [alg], 20, alone_n, 0])["perSecond"]
-        together = page.evaluate(RUN_JS, [module, list(ALGORITHMS), 20, side_n, 0])["perSecond"]
-        compare = page.evaluate(RUN_JS, [module, ["pretrained", "maml"], 0, compare_n, compare_n])
+            alone[alg] = run([alg], 20, alone_n, 0)["perSecond"]
+        together_run = run(list(ALGORITHMS), 20, side_n, 0)
+        together = together_run["perSecond"]
+        compare = run(["pretrained", "maml"], 0, compare_n, compare_n)
         page.locator(WIDGET).evaluate("el => el.scrollIntoView({block: 'center'})")
         page.wait_for_selector(WIDGET + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
         # The widgets around it start too (their runtimes and graphs load on
@@ -123,7 +197,8 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
         page.wait_for_function("() => [...document.querySelectorAll('[data-widget-mounted]')].every("
                                "w => ['ready', 'error'].includes(w.dataset.state))", timeout=READY_TIMEOUT_MS)
         page.wait_for_timeout(500)
-        side = page.evaluate(SIDE_JS, [WIDGET, side_n])
+        side = _timed(page, SIDE_JS, [WIDGET, side_n])
+        side["perCpuSecond"] = _per_cpu_second(side_n, side)
         if errors:
             raise SystemExit(f"the live training logged errors: {errors}")
     finally:
@@ -131,6 +206,7 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
     start, end = compare["heldout"][0], compare["heldout"][-1]
     return {
         "alone": alone, "alone_iterations": alone_n, "together": together,
+        "together_per_cpu_second": _per_cpu_second(side_n, together_run),
         "side_by_side": side, "side_iterations": side_n,
         "compare": {"iterations": end["iteration"], "seconds": compare["seconds"],
                     "start": start["errors"], "end": end["errors"]},
@@ -142,12 +218,17 @@ def describe(live: dict) -> list[str]:
     alone = ", ".join(f"{alg} {v:.0f}" for alg, v in live["alone"].items())
     side = live["side_by_side"]
     compare = live["compare"]
+
+    def cpu(rate):
+        return f", {rate:.0f} per second of the worker's CPU time" if rate else ""
+
     return [
         f"live meta-training, meta-iterations/s alone ({live['alone_iterations']} each): {alone}",
         f"live meta-training, the four side by side, training only ({live['side_iterations']}): "
-        f"{live['together']:.0f} meta-iterations/s each",
+        f"{live['together']:.0f} meta-iterations/s each{cpu(live.get('together_per_cpu_second'))}",
         f"live meta-training, the four side by side in the widget ({live['side_iterations']}): "
-        f"{side['perSecond']:.0f} each ({100 * side['measureShare']:.1f}% of the worker's time measuring "
+        f"{side['perSecond']:.0f} each{cpu(side.get('perCpuSecond'))} "
+        f"({100 * side['measureShare']:.1f}% of the worker's time measuring "
         f"the held-out tasks and the example fit); the page's longest frame gap {side['worstFrameGapMs']:.0f} ms, "
         f"{side['longTasks']} long task(s) over 50 ms (longest {side['longestTaskMs']:.0f} ms); "
         f"{side['draws']} redraws, the longest {side['longestDrawMs']:.1f} ms",

@@ -44,6 +44,11 @@ const SPEEDS = [5, 20, 100, 500, Infinity];
 const DEFAULT_SPEED = 4;
 const Y_DOMAIN = [-6, 6];
 const MAX_BINS = 300;
+// The loss plot's x-axis ends at the first of these (times a power of ten) at
+// or above the iteration: the curve grows into the plot, and the axis and its
+// grid change a few times per decade instead of at every frame (redrawing
+// them each time cost the page as much as the rest of a frame).
+const AXIS_STEPS = [1, 1.5, 2, 3, 4, 5, 6, 8, 10];
 
 export async function mount(root) {
   root.dataset.state = "loading";
@@ -406,7 +411,7 @@ class WatchItLearn {
       ? "Iteration 0: all four models start from the same weights. Press Start."
       : `Iteration ${n.toLocaleString("en")}${rate}${this.running ? "" : " (paused)"}.`;
     // Meta-loss: means over bins of iterations, log10.
-    const xMax = Math.max(100, n);
+    const xMax = Math.max(100, axisEnd(n));
     const binSize = Math.max(1, Math.ceil(xMax / MAX_BINS));
     const curves = ALGORITHMS.map((alg) => binned(this.losses[alg], binSize));
     const all = curves.flatMap((c) => c.ys).filter(Number.isFinite);
@@ -477,6 +482,11 @@ function scale([d0, d1], [r0, r1]) {
   f.domain = [d0, d1];
   f.invert = (p) => d0 + ((p - r0) / (r1 - r0)) * (d1 - d0);
   return f;
+}
+
+function axisEnd(n) {
+  const power = 10 ** Math.floor(Math.log10(Math.max(1, n)));
+  return power * AXIS_STEPS.find((step) => step * power >= n);
 }
 
 function niceTicks(max) {

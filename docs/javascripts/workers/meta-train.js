@@ -18,7 +18,9 @@
 // live_training.py measures both): the held-out tasks are measured every
 // evalEvery iterations and wherever the run stops, with the one-step graph
 // (the ten-step θ-fit graph's rows 0 and 1, a tenth of its work), into buffers
-// made once; the example fit runs only for a report, at most every REPORT_MS.
+// made once; the example fit runs only for a report, at most every REPORT_MS,
+// five times a second: each report is a redraw of the page, and more of them
+// took CPU time from this thread on a two-core machine without showing more.
 //
 // Messages in:  {type: "init", config} · {type: "start"} · {type: "pause"} · {type: "reset", seed?}
 //               {type: "speed", perSecond}  (Infinity: as fast as it goes)
@@ -36,7 +38,7 @@
 import { initialParams, seededRandom, sinusoidBatch } from "../lib/seeded.js";
 
 const SLICE_MS = 25;          // longest run of iterations between two looks at the message queue
-const REPORT_MS = 100;        // how often progress goes to the page while running
+const REPORT_MS = 200;        // how often progress goes to the page while running (each one is drawn)
 
 let ort = null;
 let config = null;            // see init()
