@@ -26,6 +26,9 @@ headless; MAML_SITE_CHROMIUM overrides the binary). It measures
                    (graph run, drawing, layout); the slowest widget's median and
                    95th percentile (the table lists each widget).
   site_bytes       the size of the whole site folder.
+  quiz             one adaptation + prediction of each of the quiz's conv nets,
+                   5-way and 20-way, and their graphs' sizes
+                   (tests/benchmarks/quiz_speed.py, imported).
   lighthouse       npm lighthouse (node_modules, the pinned version) against
                    the same Chromium (CHROME_PATH), desktop preset, headless:
                    performance and best-practices scores (0-100), total blocking
@@ -43,8 +46,10 @@ is one JSON object (page paths as "/", "/how-maml-works/", …):
  "tbt_ms", "cls"}},
  "live_meta_iters_per_s": {"maml", "pretrained", "fomaml", "reptile"},
  "live_training": {"together", "together_per_cpu_second", "side_by_side": {"perSecond", "perCpuSecond", "measureShare", …},
- "compare": {"iterations", "start", "end"}}} (null for what a site does not have;
- tests/benchmarks/live_training.py says what the live figures are). A measurement, not a
+ "compare": {"iterations", "start", "end"}},
+ "quiz_adapt_ms": {"<conv net>": {"5": {"median", "p95", "steps"}, "20": …}},
+ "quiz_model_bytes": {"<conv net>": bytes}} (null for what a site does not have;
+ tests/benchmarks/live_training.py and quiz_speed.py say what those figures are). A measurement, not a
 test: pytest does not collect this folder. Timings depend on the machine's
 load; the table's first line says what it was.
 """
@@ -66,6 +71,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import toy_drag  # noqa: E402 - the θ-drag measurement, reused as it is
 import live_training  # noqa: E402 - "Watch it learn": live meta-training speed (issue 12)
+import quiz_speed  # noqa: E402 - the quiz's conv nets: adaptation time and graph size (issue 13)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = toy_drag.CHROMIUM
@@ -329,6 +335,7 @@ def main(argv=None) -> int:
                     measured = {path: measure_page(browser, base, path) for path in pages}
                     sine = measure_sine(browser, base, clicks)
                     live = live_training.measure(browser, base, args.small)
+                    quiz = quiz_speed.measure(browser, base, site, args.small)
                 finally:
                     browser.close()
             drag = toy_drag.measure(site, moves) if all(
@@ -368,6 +375,8 @@ def main(argv=None) -> int:
               f"p95 {r['work_p95_ms']:.1f} ms (latency median {r['latency_median_ms']:.1f} ms)")
     for line in (live_training.describe(live) if live else []):
         print(line)
+    for line in (quiz_speed.describe(quiz) if quiz else []):
+        print(line)
     print(f"site folder: {total / 1e6:.1f} MB")
     if builds:
         line = f"maml-site build (committed models): first {builds['first_s']:.1f} s, warm {builds['warm_s']:.1f} s"
@@ -386,6 +395,8 @@ def main(argv=None) -> int:
             "live_meta_iters_per_s": live["alone"] if live else None,
             "live_training": ({k: live[k] for k in ("together", "together_per_cpu_second", "side_by_side",
                                                     "compare")} if live else None),
+            "quiz_adapt_ms": quiz["adapt_ms"] if quiz else None,
+            "quiz_model_bytes": quiz["model_bytes"] if quiz else None,
         }))
     return 0
 
