@@ -201,16 +201,23 @@ class ConvConfig:
     inner_lr: float = 0.1
     inner_steps: int = 3
     meta_lr: float = 1e-3
+    #: "constant", or "cosine": the meta rate falls from meta_lr to 0 along half a cosine.
+    schedule: str = "constant"
     channels: int = CHANNELS
     batch_size: int = 128               # drawings per step (pretrained)
     alphabets: int = 40                 # background alphabets
     characters: int = 20
     hands: int = 10
+    #: Each background alphabet's characters turned by 90°, 180° and 270° are
+    #: three more alphabets (new classes; a round keeps one orientation).
+    rotations: bool = False
     seed: int = 0
     log_every: int = 100
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; allowed: constant, cosine")
         if self.algorithm not in ("maml", "fomaml", "pretrained"):
             raise ValueError(f"unknown conv algorithm {self.algorithm!r}; allowed: maml, fomaml, pretrained")
         for name in ("iterations", "meta_batch_size", "queries", "channels", "batch_size",
@@ -274,6 +281,11 @@ def tasks_per_iteration(cfg: "ConvConfig", ways: int) -> int:
     return cfg.meta_batch_size if ways <= 5 else max(1, cfg.meta_batch_size // 2)
 
 
+def with_rotations(ink: np.ndarray) -> np.ndarray:
+    """ink [A, C, H, 28, 28] and its characters turned by 90°, 180° and 270°: [4A, C, H, 28, 28]."""
+    return np.ascontiguousarray(np.concatenate([np.rot90(ink, k, axes=(-2, -1)) for k in range(4)]))
+
+
 def train(cfg: ConvConfig, ink: np.ndarray, device: str = "auto",
           log: Callable[[str], None] | None = None,
           on_log: Callable[[int, Params], None] | None = None) -> TrainResult:
@@ -283,6 +295,8 @@ def train(cfg: ConvConfig, ink: np.ndarray, device: str = "auto",
     from .train import resolve_device
 
     dev = resolve_device(device)
+    if cfg.rotations:
+        ink = with_rotations(ink)
     generator = torch.Generator().manual_seed(cfg.seed)
     classes = ink.shape[0] * ink.shape[1]
     params = init_params(generator, cfg.channels, classes if cfg.algorithm == "pretrained" else HEAD)
@@ -293,6 +307,9 @@ def train(cfg: ConvConfig, ink: np.ndarray, device: str = "auto",
     history, window, paused = [], 0.0, 0.0
     started = time.perf_counter()
     for iteration in range(1, cfg.iterations + 1):
+        if cfg.schedule == "cosine":
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.meta_lr * 0.5 * (1 + math.cos(math.pi * (iteration - 1) / cfg.iterations))
         if cfg.algorithm == "pretrained":
             pick = torch.randint(flat_ink.shape[0], (cfg.batch_size,), generator=generator)
             images = flat_ink[pick.to(dev)].float().unsqueeze(0) / 255

@@ -317,25 +317,50 @@ class ConvProfile:
     pretrain_iterations: int  # steps of joint training (pretrained)
     alphabets: int         # background alphabets drawn for training
     hands: int             # drawers per background alphabet
+    rotations: bool        # the background characters turned by 90°, 180°, 270° as extra classes
     eval_tasks: int        # held-out rounds per way (5 and 20) in the evaluation
     validation_tasks: int  # validation rounds per way for choosing a rate
     steps: int             # adaptation steps the graph unrolls (S)
 
 
 CONV_PROFILES: dict[str, ConvProfile] = {
-    # Measured (nice 15 on the shared 2-core CPU, Nov 2026; accuracy on the
-    # held-out alphabets after 2 steps, 1,000 rounds): MAML after 2,500
-    # iterations 91.7% ± 0.9 5-way, 78.9% ± 1.0 20-way (validation alphabets:
-    # 89.6 / 80.0 at 2,000, 89.9 / 80.6 at 2,500: the gain per iteration had
-    # nearly stopped); pretrained after 3,000 steps at 0.01, the best of
-    # 0.01-0.4 on validation alphabets (the smallest: a smaller one may do
-    # better), 82.0% / 54.1%. Trained by the build in 512 s and 49 s on one
-    # thread of this shared CPU (nice 15). More steps than training's 2 hurt at 20-way (0.2 is too
-    # large a rate there beyond two steps), so the graph unrolls S = 2.
-    "paper": ConvProfile(iterations=2_500, pretrain_iterations=3_000, alphabets=40, hands=10,
-                         eval_tasks=1_000, validation_tasks=500, steps=2),
-    "quick": ConvProfile(iterations=6, pretrain_iterations=3, alphabets=2, hands=3, eval_tasks=20,
-                         validation_tasks=10, steps=2),
+    # Measured (nice 15, one thread, on the shared 2-core CPU, Nov 2026;
+    # accuracy after 2 steps; "val" = validation alphabets, 400 rounds per way
+    # for the 800-iteration probes, 500 for full runs; "held-out" = the quiz's
+    # alphabets, 1,000 rounds, ± 95% CI).
+    # Before: 40 background alphabets, constant meta rate 1e-3, 2,500
+    # iterations: MAML val 90.6 / 77.8, held-out 91.7% ± 0.9 5-way, 78.9% ± 1.0
+    # 20-way; pretrained 82.0% / 54.1%. MAML scored 95.6 / 87.9 on its own
+    # background alphabets: it overfitted the 40 alphabets.
+    # Remedies, 800-iteration probes (val 5-way / 20-way, ± 1.8 at 20-way):
+    #   as before                                87.1 / 69.8
+    #   meta rate 2e-3, cosine decay             86.4 / 68.4
+    #   200 background alphabets                 86.5 / 70.3
+    #   rotations (90/180/270°) as new alphabets 86.5 / 69.7
+    #   batch norm with the support's statistics
+    #     (training, evaluation and graph), α 0.2 87.9 / 59.5
+    #     the same at α 0.4                      89.3 / 67.4 (and ~1.5x the
+    #                                            time per iteration; not adopted)
+    # The data remedies only show late, so full 2,500-iteration runs:
+    #   200 alphabets + rotations                val 92.2 / 81.4, held-out
+    #                                            92.7% ± 0.8 / 82.3% ± 1.0
+    #   + meta rate 2e-3 with cosine decay       val 93.5 / 83.2, held-out
+    #     (adopted: 800 alphabets in all)        93.8% ± 0.8 / 82.2% ± 1.1
+    # The pretrained net trains on the same data, and gains more: on the 800
+    # alphabets it reaches 94.2% ± 0.8 / 68.0% ± 1.2 held-out (at 0.02, chosen
+    # on validation alphabets), from 82.0% / 54.1% on the 40 (measured again
+    # with this code: the same). MAML stays ahead at 20-way by 14 points, not
+    # the 20 the issue asks, and ties at 5-way.
+    # Trained by the conv stage in 434 s (MAML) and 164 s (pretrained: its
+    # joint head scores 16,000 classes, 49-64 s on the 40 alphabets) on one
+    # thread, nice 15, load 1-4; the whole conv share (drawing the 200
+    # alphabets ~25 s, training, rate choice, evaluation, export) ~750 s, over
+    # the issue's 10 minutes. More steps than training's 2 hurt at 20-way (0.2
+    # is too large a rate there beyond two steps), so the graph unrolls S = 2.
+    "paper": ConvProfile(iterations=2_500, pretrain_iterations=3_000, alphabets=200, hands=10,
+                         rotations=True, eval_tasks=1_000, validation_tasks=500, steps=2),
+    "quick": ConvProfile(iterations=6, pretrain_iterations=3, alphabets=2, hands=3, rotations=True,
+                         eval_tasks=20, validation_tasks=10, steps=2),
 }
 
 
@@ -344,7 +369,7 @@ def conv_config(algorithm: str, profile: str, seed: int, **overrides):
 
     p = CONV_PROFILES[profile]
     settings = dict(algorithm=algorithm, iterations=p.iterations, alphabets=p.alphabets,
-                    hands=p.hands, seed=seed, log_every=min(100, p.iterations))
+                    hands=p.hands, rotations=p.rotations, seed=seed, log_every=min(100, p.iterations))
     settings.update(overrides)
     return ConvConfig(**settings)
 
@@ -366,12 +391,14 @@ CONV_MODELS: dict[str, ConvModelSpec] = {m.name: m for m in (
     # Second-order MAML, the paper's Omniglot network narrowed to 32 channels
     # with stride-2 convolutions and no batch norm; meta-iterations alternate
     # 5-way (16 tasks) and 20-way (8 tasks) 1-shot rounds, two inner steps at
-    # α = 0.2 (field notes: without batch norm α = 0.4 blew up over 10 steps).
+    # α = 0.2 (field notes: without batch norm α = 0.4 blew up over 10 steps);
+    # Adam at 2e-3 falling to 0 along a cosine (measured above).
     ConvModelSpec("maml-glyphs", "maml",
                   lambda profile, seed: conv_config("maml", profile, seed, meta_batch_size=16,
-                                                    inner_lr=0.2, inner_steps=2, queries=1)),
-    # Joint training: one classifier over all background characters (Adam,
-    # 128 drawings a step); fine-tuned like MAML's net from its conv blocks and
+                                                    inner_lr=0.2, inner_steps=2, queries=1,
+                                                    meta_lr=2e-3, schedule="cosine")),
+    # Joint training: one classifier over all background characters, rotations
+    # included, as MAML's data (Adam, 128 drawings a step); fine-tuned like MAML's net from its conv blocks and
     # a zero 20-way head, at the rate that does best on validation alphabets.
     ConvModelSpec("pretrained-glyphs", "pretrained",
                   lambda profile, seed: conv_config(

@@ -131,11 +131,44 @@ def test_training_lowers_the_meta_loss_and_is_deterministic():
         torch.testing.assert_close(first.params[name], again.params[name], rtol=0, atol=0)
 
 
+def test_rotations_are_three_more_alphabets_of_turned_characters():
+    ink = np.random.default_rng(0).integers(0, 256, (2, 20, 3, conv.SIZE, conv.SIZE), dtype=np.uint8)
+    turned = conv.with_rotations(ink)
+    assert turned.shape == (8, 20, 3, conv.SIZE, conv.SIZE)
+    np.testing.assert_array_equal(turned[:2], ink)
+    for k in (1, 2, 3):
+        for a in range(2):
+            np.testing.assert_array_equal(turned[2 * k + a, 5, 1], np.rot90(ink[a, 5, 1], k))
+    # Training with rotations draws its rounds from the 4A alphabets: the
+    # pretrained net then scores 4x as many classes.
+    cfg = conv.ConvConfig("pretrained", iterations=1, channels=8, batch_size=4, alphabets=2, hands=3,
+                          rotations=True)
+    assert conv.train(cfg, ink, "cpu").params["head.w"].shape[1] == 8 * 20
+
+
 def test_bad_conv_settings_are_one_clear_error():
     with pytest.raises(ValueError, match="ways must be from 2 to 20"):
         conv.ConvConfig("maml", ways=(5, 21))
     with pytest.raises(ValueError, match="unknown conv algorithm"):
         conv.ConvConfig("reptile")
+    with pytest.raises(ValueError, match="unknown schedule 'step'; allowed: constant, cosine"):
+        conv.ConvConfig("maml", schedule="step")
+
+
+def test_a_cosine_schedule_takes_the_meta_rate_from_meta_lr_to_nearly_zero(monkeypatch):
+    rates = []
+    real_step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    ink = glyphs.split_glyphs("background", 2, 20, 3)
+    cfg = conv.ConvConfig("maml", iterations=4, meta_batch_size=2, ways=(5,), channels=8, inner_steps=1,
+                          meta_lr=2e-3, schedule="cosine", alphabets=2, hands=3)
+    conv.train(cfg, ink, "cpu")
+    np.testing.assert_allclose(rates, [2e-3 * 0.5 * (1 + np.cos(np.pi * i / 4)) for i in range(4)])
 
 
 # ------------------------------------------------------------------ the graph
