@@ -351,11 +351,11 @@ CONV_PROFILES: dict[str, ConvProfile] = {
     # on validation alphabets), from 82.0% / 54.1% on the 40 (measured again
     # with this code: the same). MAML stays ahead at 20-way by 14 points, not
     # the 20 the issue asks, and ties at 5-way.
-    # Trained by the conv stage in 434 s (MAML) and 164 s (pretrained: its
-    # joint head scores 16,000 classes, 49-64 s on the 40 alphabets) on one
-    # thread, nice 15, load 1-4; the whole conv share (drawing the 200
-    # alphabets ~25 s, training, rate choice, evaluation, export) ~750 s, over
-    # the issue's 10 minutes. More steps than training's 2 hurt at 20-way (0.2
+    # A retrain of both (the conv stage alone, --retrain, one thread, nice 15,
+    # load 1.0) took 620 s, just over the issue's 10 minutes: MAML's training
+    # 342 s, the pretrained net's 152 s (its joint head scores 16,000 classes;
+    # 49-64 s on the 40 alphabets), the rest drawing the 200 alphabets (~22 s),
+    # the rate choice, evaluation and export; the graphs came out byte-identical. More steps than training's 2 hurt at 20-way (0.2
     # is too large a rate there beyond two steps), so the graph unrolls S = 2.
     "paper": ConvProfile(iterations=2_500, pretrain_iterations=3_000, alphabets=200, hands=10,
                          rotations=True, eval_tasks=1_000, validation_tasks=500, steps=2),
