@@ -254,12 +254,13 @@ def check_conv_models(exported: Path, entries: dict[str, dict]) -> tuple[list[st
         if entry is None:
             problems.append(f"{name}: not in the manifest; run `maml-site build`")
             continue
-        records = [{"file": entry.get("file"), "sha256": entry.get("sha256")},
-                   entry.get("weights"), entry.get("results")]
-        bad = [r for r in records if not _intact(exported, r)]
+        records = {"graph": {"file": entry.get("file"), "sha256": entry.get("sha256")},
+                   "weights": entry.get("weights"), "results": entry.get("results")}
+        bad = [(kind, (r or {}).get("file")) for kind, r in records.items() if not _intact(exported, r)]
         if bad:
-            problems += [f"{name}: {(r or {}).get('file')} is missing or does not match the sha256 "
-                         "in the manifest; run `maml-site build`" for r in bad]
+            problems += [(f"{name}: {file} is missing or does not match the sha256 in the manifest"
+                          if file else f"{name}: the manifest records no {kind} file")
+                         + "; run `maml-site build`" for kind, file in bad]
             continue
         params = torch.load(exported / entry["weights"]["file"], map_location="cpu",
                             weights_only=True)["params"]

@@ -245,6 +245,13 @@ def test_the_build_lists_both_conv_nets_with_metrics_and_check_verifies_them(qui
     onnx.write_bytes(onnx.read_bytes()[:-8] + b"tampered")
     with pytest.raises(BuildFailure, match="maml-glyphs: maml-glyphs.onnx is missing or does not match"):
         check(copy, conv_stage.Path(__file__).parents[1])
+    # An entry without a record of one of its files says which record is missing.
+    recorded = json.loads((copy / "manifest.json").read_text())
+    for entry in recorded["models"]:
+        if entry["name"] == "pretrained-glyphs":
+            del entry["results"]
+    problems, _ = conv_stage.check_conv_models(copy, {e["name"]: e for e in recorded["models"]})
+    assert "pretrained-glyphs: the manifest records no results file; run `maml-site build`" in problems
 
 
 def test_the_conv_stage_does_nothing_when_its_inputs_are_unchanged(quick_build):
