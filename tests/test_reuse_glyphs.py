@@ -31,6 +31,7 @@ from site_builder import reuse
 from site_builder.config import REPO_ROOT
 from site_builder.generated import MODELS_DIR, Staging
 from site_builder.glyphs import split_glyphs
+from test_reuse import _staging  # the same staged build: manifest, docs/ and its model files
 
 PAGE = (REPO_ROOT / "docs" / "use-the-models.md").read_text(encoding="utf-8")
 SNIPPET = REPO_ROOT / "docs" / "snippets" / "use_glyphs_onnxruntime.py"
@@ -161,17 +162,6 @@ def _glyph_entry(name, algorithm, inner_lr, steps, graph=CONV):
     return entry
 
 
-def _staging(tmp_path, models, staged=()) -> Staging:
-    exported = tmp_path / "exported"
-    exported.mkdir()
-    (exported / "manifest.json").write_text(json.dumps({"format": 1, "models": models}))
-    docs = tmp_path / "docs"
-    (docs / MODELS_DIR).mkdir(parents=True)
-    for file in staged:
-        (docs / MODELS_DIR / file).write_bytes(b"onnx")
-    return Staging(tmp_path, exported, [], docs)
-
-
 def test_conv_nets_block_gives_rate_steps_and_the_signature_of_the_graphs_block(tmp_path):
     models = [
         {"name": "a-sinusoid", "algorithm": "maml", "task": {"family": "sinusoid"},
@@ -198,7 +188,7 @@ def test_conv_nets_block_gives_rate_steps_and_the_signature_of_the_graphs_block(
 
 
 def test_conv_nets_block_without_conv_nets_says_how_to_get_them(tmp_path):
-    out = reuse.render("<!-- reuse:conv-nets -->\n", _staging(tmp_path, []), "p.md")
+    out = reuse.render("<!-- reuse:conv-nets -->\n", _staging(tmp_path, [], staged=()), "p.md")
     assert "lists no conv nets" in out and "maml-site build" in out
 
 
