@@ -45,11 +45,8 @@ core's second hardware thread still slows it a little).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
 ALGORITHMS = ("maml", "pretrained", "fomaml", "reptile")
@@ -240,41 +237,12 @@ def describe(live: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from browser_support import CHROMIUM  # noqa: E402
-    from playwright.sync_api import sync_playwright
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import toy_drag  # noqa: E402 - this folder: serving a site and running a benchmark alone
 
-    import toy_drag  # noqa: E402 - this folder
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--site", type=Path, required=True, help="a built site")
-    parser.add_argument("--small", action="store_true", help="CI's small budget")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = parser.parse_args(argv)
-    server = toy_drag.serve(args.site)
-    server.handle_error = lambda request, client_address: None
-    base = f"http://127.0.0.1:{server.server_port}/"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
-            try:
-                t0 = time.time()
-                live = measure(browser, base, args.small)
-            finally:
-                browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-    if live is None:
-        print("the site has no live-training widget")
-        return 1
-    for line in describe(live):
-        print(line)
-    print(f"({time.time() - t0:.0f} s in all)")
-    if args.json:
-        print(json.dumps(live))
-    return 0
-
+    return toy_drag.run_alone(__doc__.split("\n\n")[0],
+                              lambda browser, base, site, small: measure(browser, base, small),
+                              describe, "the site has no live-training widget", argv)
 
 if __name__ == "__main__":
     sys.exit(main())

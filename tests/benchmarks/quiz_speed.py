@@ -22,11 +22,8 @@ reader's browser downloads to let it play.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 PAGE = ""                       # the Introduction (home page) holds the quiz
@@ -132,43 +129,11 @@ def describe(quiz: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from browser_support import CHROMIUM  # noqa: E402
-    from playwright.sync_api import sync_playwright
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import toy_drag  # noqa: E402 - this folder: serving a site and running a benchmark alone
 
-    import toy_drag  # noqa: E402 - this folder
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--site", type=Path, required=True, help="a built site")
-    parser.add_argument("--small", action="store_true", help="CI's small budget (10 runs)")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = parser.parse_args(argv)
-    if not (args.site / "index.html").is_file():
-        parser.error(f"{args.site} is not a built site (no index.html)")
-    server = toy_drag.serve(args.site)
-    server.handle_error = lambda request, client_address: None
-    base = f"http://127.0.0.1:{server.server_port}/"
-    t0 = time.time()
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
-            try:
-                quiz = measure(browser, base, args.site, args.small)
-            finally:
-                browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-    if quiz is None:
-        print("the site has no quiz with conv nets")
-        return 1
-    for line in describe(quiz):
-        print(line)
-    print(f"({time.time() - t0:.0f} s in all)")
-    if args.json:
-        print(json.dumps(quiz))
-    return 0
-
+    return toy_drag.run_alone(__doc__.split("\n\n")[0], measure, describe,
+                              "the site has no quiz with conv nets", argv)
 
 if __name__ == "__main__":
     sys.exit(main())

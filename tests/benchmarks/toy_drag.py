@@ -108,6 +108,47 @@ def serve(site: Path):
     return server
 
 
+def run_alone(description: str, measure_page, describe, nothing: str, argv=None) -> int:
+    """A browser benchmark run by itself: --site DIR [--small] [--json]. Serves the
+    site, runs ``measure_page(browser, base_url, site, small)`` in Chromium, prints
+    ``describe(result)`` (or ``nothing`` and exits 1 when it returns None) and,
+    with --json, the result as one JSON line."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--site", type=Path, required=True, help="a built site")
+    parser.add_argument("--small", action="store_true", help="CI's small budget")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = parser.parse_args(argv)
+    if not (args.site / "index.html").is_file():
+        parser.error(f"{args.site} is not a built site (no index.html)")
+    server = serve(args.site)
+    server.handle_error = lambda request, client_address: None
+    base = f"http://127.0.0.1:{server.server_port}/"
+    t0 = time.time()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
+            try:
+                result = measure_page(browser, base, args.site, args.small)
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    if result is None:
+        print(nothing)
+        return 1
+    for line in describe(result):
+        print(line)
+    print(f"({time.time() - t0:.0f} s in all)")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
 def measure(site: Path, moves: int) -> dict[str, dict[str, float]]:
     from playwright.sync_api import sync_playwright
 
