@@ -235,7 +235,7 @@ def adapt(entry: dict, support_x, support_y, query_x, steps: int,
     steps). ``inner_lr`` defaults to the entry's."""
     unrolled = entry.get("steps")
     if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= unrolled:
-        raise ValueError(f"steps {steps!r} is out of range: the graph {entry.get('file')} unrolls "
+        raise ValueError(f"steps {steps!r} is out of range: the graph {entry.get('file')} takes "
                          f"{unrolled} steps; allowed: an integer from 0 to {unrolled}")
     rate = _check_rate(entry["inner_lr"] if inner_lr is None else inner_lr)
     out = run_graph(os.path.join(exported, entry["file"]), entry["graph"],

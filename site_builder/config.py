@@ -31,7 +31,7 @@ from .errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: Adaptation steps the exported graphs unroll (the manifest's "steps").
+#: Adaptation steps the exported sinusoid graphs take (the manifest's "steps").
 EXPORT_STEPS = 10
 #: The evaluation protocol (contracts.md): K-shot support sets, 0..10 steps,
 #: as meta.evaluate defines it.

@@ -19,7 +19,7 @@ import torch
 import meta.export as export_mod
 from meta.evaluate import HALVINGS, adapt_safeguarded
 from meta.export import (ALLOWED_OPS, INPUT_NAMES, OUTPUT_NAMES, SinusoidAdaptation, _mlp,
-                         export_sinusoid, reference_adaptation, run_onnx)
+                         export_sinusoid, graph_ops, reference_adaptation, run_onnx)
 from meta.model import adapt, forward, init_params, per_task
 from meta.tasks import SINUSOID
 
@@ -274,19 +274,43 @@ def test_graph_interface_matches_the_contract(exported):
     assert dims(outputs["support_loss"]) == [STEPS + 1]
 
 
+def _subgraphs(node):
+    for attr in node.attribute:
+        yield from ([attr.g] if attr.HasField("g") else [])
+        yield from attr.graphs
+
+
 def test_graph_uses_only_plain_onnx_ops(exported):
     path, info = exported
     model = onnx.load(os.fspath(path))
-    ops = {node.op_type for node in model.graph.node}
+    ops = graph_ops(model.graph)
     assert ops <= ALLOWED_OPS, f"unexpected ops: {sorted(ops - ALLOWED_OPS)}"
     assert set(info["ops"]) == ops
     assert {"MatMul", "Relu", "Where", "Greater"} <= ops   # forward and hand-written backward
     assert "LessOrEqual" in ops                           # the safeguard's test of each trial
-    assert all(node.domain in ("", "ai.onnx") for node in model.graph.node)
     assert len(model.functions) == 0
     assert [(o.domain, o.version) for o in model.opset_import] == [("", export_mod.OPSET)]
-    # Control flow would hide the unrolled steps; the graph is straight-line.
-    assert not any(attr.HasField("g") or attr.graphs for node in model.graph.node for attr in node.attribute)
+    # The steps are one Scan whose body is one step (the backward pass and the
+    # trials included); nothing else has a subgraph, and the body has none.
+    loops = [node for node in model.graph.node if list(_subgraphs(node))]
+    assert [node.op_type for node in loops] == ["Scan"]
+    (body,) = _subgraphs(loops[0])
+    assert {"MatMul", "Where", "LessOrEqual"} <= {node.op_type for node in body.node}
+    assert not any(list(_subgraphs(node)) for node in body.node)
+    assert all(node.domain in ("", "ai.onnx") for node in (*model.graph.node, *body.node))
+    # A tenth of the 888 nodes the unrolled steps took: what makes the graph quick to open.
+    assert len(model.graph.node) + len(body.node) < 200
+
+
+def test_graph_without_steps_has_no_scan(params, tmp_path):
+    info = export_sinusoid(params, tmp_path / "s0.onnx", steps=0)
+    assert "Scan" not in info["ops"]
+    support_x = torch.tensor([[1.0], [2.0]])
+    query_y, losses = run_onnx(info["path"], support_x, torch.sin(support_x), torch.tensor([[0.5]]), 0.01)
+    expected = _mlp(params, torch.tensor([[0.5]]))
+    assert query_y.shape == (1, 1, 1) and losses.shape == (1,)
+    assert abs(float(query_y[0, 0, 0]) - float(expected)) < 1e-6
+    assert abs(float(losses[0]) - float((_mlp(params, support_x) - torch.sin(support_x)).pow(2).mean())) < 1e-6
 
 
 def test_file_is_small_and_carries_no_metadata(exported):
@@ -456,8 +480,9 @@ def test_proximal_graph_keeps_the_contract_interface_and_plain_ops(proximal_expo
     model = onnx.load(os.fspath(path))
     assert [i.name for i in model.graph.input] == list(INPUT_NAMES)
     assert [o.name for o in model.graph.output] == list(OUTPUT_NAMES)
-    ops = {node.op_type for node in model.graph.node}
+    ops = graph_ops(model.graph)
     assert ops <= ALLOWED_OPS, f"unexpected operators {sorted(ops - ALLOWED_OPS)}"
+    assert "Scan" in ops
     from meta.export import SIGNATURE, signature
 
     described = signature({"kind": "proximal", "lam": 10.0})

@@ -103,7 +103,7 @@ def test_a_graph_file_that_is_not_the_entrys_is_refused():
 
 
 @pytest.mark.parametrize("steps,rate,message", [
-    (11, None, "steps 11 is out of range: the graph maml-sinusoid.onnx unrolls 10 steps; "
+    (11, None, "steps 11 is out of range: the graph maml-sinusoid.onnx takes 10 steps; "
                "allowed: an integer from 0 to 10"),
     (-1, None, "steps -1 is out of range"),
     (2.5, None, "steps 2.5 is out of range"),

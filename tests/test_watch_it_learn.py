@@ -218,3 +218,43 @@ def test_the_speed_slider_at_both_ends(page, log, site_url):
     assert state["iteration"] == slow + 40
     assert all(np.isfinite(state["losses"][alg]).all() for alg in ALGORITHMS)
     log.assert_clean()
+
+
+SHARED_RUN_JS = """async ([module, workers, n]) => {
+  const m = await import(module);
+  const run = new m.TrainingRun(await m.trainingConfig({ workers, evalEvery: 20, perSecond: Infinity }));
+  await run.open();
+  const straight = await run.runUntil(n);
+  // A pause mid-run: every worker stops, the ones behind catch up, and the table is of one iteration.
+  run.play();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const paused = await new Promise((resolve) => {
+    run.onUpdate = (message) => { if (message.type === "paused" && !run.running && run.shards.every((s) => s.stopped)) resolve(run.state()); };
+    run.pause();
+  });
+  run.close();
+  return { straight, paused, shares: run.shards.map((s) => s.algorithms) };
+}"""
+
+
+def test_the_algorithms_shared_between_two_workers_give_the_numbers_of_one(page, log, site_url):
+    """TrainingRun shares the four algorithms between two workers (Reptile in
+    one, the other three in the other): each worker draws the same task
+    stream, so the losses and held-out errors are those of one worker, to the
+    bit; a pause leaves every worker at one iteration, measured there."""
+    open_widget(page, site_url)
+    module = site_url + "javascripts/widgets/watch-it-learn.js"
+    one = page.evaluate(SHARED_RUN_JS, [module, 1, 60])
+    two = page.evaluate(SHARED_RUN_JS, [module, 2, 60])
+    assert one["shares"] == [ALGORITHMS]
+    assert two["shares"] == [["reptile"], ["pretrained", "maml", "fomaml"]]
+    assert two["straight"] == one["straight"]
+    assert [h["iteration"] for h in two["straight"]["heldout"]] == [0, 20, 40, 60]
+    paused = two["paused"]
+    assert paused["iteration"] > 60
+    assert all(len(paused["losses"][alg]) == paused["iteration"] for alg in ALGORITHMS), \
+        {alg: len(v) for alg, v in paused["losses"].items()}
+    last = paused["heldout"][-1]
+    assert last["iteration"] == paused["iteration"] and sorted(last["errors"]) == sorted(ALGORITHMS), last
+    assert all(sorted(h["errors"]) == sorted(ALGORITHMS) for h in paused["heldout"])
+    log.assert_clean()

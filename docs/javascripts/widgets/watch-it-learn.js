@@ -64,9 +64,12 @@ export async function mount(root) {
  * What the worker needs for a run: the graphs' URLs and settings from the
  * manifest, the task family, the seed, the example and held-out tasks.
  * `algorithms` (default all four) trains only those; evalEvery 0 measures
- * nothing on the held-out tasks (the speed benchmark).
+ * nothing on the held-out tasks (the speed benchmark); `workers` is how many
+ * workers share the algorithms (TrainingRun).
  */
-export async function trainingConfig({ algorithms = ALGORITHMS, seed = 1, evalEvery = EVAL_EVERY, perSecond = SPEEDS[DEFAULT_SPEED] } = {}) {
+export async function trainingConfig({
+  algorithms = ALGORITHMS, seed = 1, evalEvery = EVAL_EVERY, perSecond = SPEEDS[DEFAULT_SPEED], workers = defaultWorkers(),
+} = {}) {
   if (typeof Worker !== "function") throw new WidgetError("this browser does not run Web Workers.");
   const manifest = await loadManifest();
   const byName = Object.fromEntries(manifest.models.map((m) => [m.name, m]));
@@ -87,13 +90,46 @@ export async function trainingConfig({ algorithms = ALGORITHMS, seed = 1, evalEv
     metaBatch: setting.meta_batch_size, kSupport: setting.k_support, kQuery: setting.k_query,
     seed, fitLr: Number(fit.inner_lr),
     example: { ...EXAMPLE, queryX: linspace(family.x[0], family.x[1], EXAMPLE_POINTS) },
-    heldout: HELD_OUT, evalEvery, perSecond,
+    heldout: HELD_OUT, evalEvery, perSecond, workers,
   };
 }
 
 /**
- * A live run in its worker, without drawing: what the widget drives, and what
+ * The algorithms split between `count` workers so that each worker's share of
+ * an iteration costs about the same: the costliest first, each to the worker
+ * with the least so far. COST is the relative time of one meta-step (Reptile's
+ * five inner steps on 20 points cost about as much as the other three together).
+ */
+const COST = { pretrained: 1, fomaml: 1.2, maml: 2, reptile: 4.8 };
+
+export function shareAlgorithms(algorithms, count) {
+  const shares = Array.from({ length: Math.max(1, Math.min(count, algorithms.length)) }, () => ({ cost: 0, algorithms: [] }));
+  const order = algorithms.slice().sort((a, b) => (COST[b] ?? 2) - (COST[a] ?? 2));
+  for (const alg of order) {
+    const least = shares.reduce((best, s) => (s.cost < best.cost ? s : best));
+    least.algorithms.push(alg);
+    least.cost += COST[alg] ?? 2;
+  }
+  return shares.map((s) => algorithms.filter((a) => s.algorithms.includes(a)));   // the page's order within a share
+}
+
+/** How many workers a run uses by default: two where the browser has two cores or more
+ *  (each runs onnxruntime-web on one WebAssembly thread), else one. */
+export function defaultWorkers() {
+  return (globalThis.navigator?.hardwareConcurrency ?? 1) >= 2 ? 2 : 1;
+}
+
+/**
+ * A live run in its workers, without drawing: what the widget drives, and what
  * the browser benchmark times. onUpdate(message) sees every report.
+ *
+ * The algorithms are shared between config.workers workers (shareAlgorithms),
+ * each one running workers/meta-train.js on its share: every worker draws the
+ * same seeded stream of task batches, so each algorithm meets the same tasks
+ * as in one worker, and its numbers are the same. The run's iteration is the
+ * smallest of the workers'; a runUntil stops every worker at that iteration,
+ * and a pause holds them all, brings the ones behind up to the one ahead and
+ * only then measures (so the table's errors are of one iteration).
  */
 export class TrainingRun {
   constructor(config, onUpdate = () => {}) {
@@ -102,6 +138,10 @@ export class TrainingRun {
     this.waiters = [];
     this.weightRequests = new Map();
     this.requestId = 0;
+    const count = config.workers ?? defaultWorkers();
+    this.shards = shareAlgorithms(config.algorithms, count).map((algorithms) => ({
+      algorithms, worker: null, iteration: 0, running: false, stopped: true, rate: 0, work: { trainMs: 0, measureMs: 0 },
+    }));
     this.clear();
   }
 
@@ -112,24 +152,29 @@ export class TrainingRun {
     this.fit = null;
     this.running = false;
     this.rate = 0;
-    this.work = { trainMs: 0, measureMs: 0 };   // the worker's time training and measuring (since the reset)
+    this.work = { trainMs: 0, measureMs: 0 };   // the workers' time training and measuring (since the reset)
   }
 
-  /** Start the worker; resolves once it has loaded the graphs and measured iteration 0. */
+  /** Start the workers; resolves once each has loaded its graphs and measured iteration 0. */
   open() {
-    this.worker = new Worker(WORKER, { type: "module", name: "meta-train" });
+    let pending = this.shards.length;
     const ready = new Promise((resolve, reject) => { this.onReady = resolve; this.onFail = reject; });
-    this.worker.onmessage = (event) => this.receive(event.data);
-    this.worker.onerror = (event) => {
-      event.preventDefault?.();
-      this.fail(new WidgetError(`the training worker could not start (${event.message || "no reason given"}).`));
-    };
-    this.worker.postMessage({ type: "init", config: this.config });
+    this.readyCount = () => { pending -= 1; return pending === 0; };
+    this.shards.forEach((shard, i) => {
+      const name = this.shards.length > 1 ? `meta-train-${i + 1}` : "meta-train";
+      shard.worker = new Worker(WORKER, { type: "module", name });
+      shard.worker.onmessage = (event) => this.receive(shard, event.data);
+      shard.worker.onerror = (event) => {
+        event.preventDefault?.();
+        this.fail(new WidgetError(`the training worker could not start (${event.message || "no reason given"}).`));
+      };
+      shard.worker.postMessage({ type: "init", config: { ...this.config, algorithms: shard.algorithms } });
+    });
     return ready;
   }
 
   close() {
-    this.worker?.terminate();
+    for (const shard of this.shards) shard.worker?.terminate();
   }
 
   fail(error) {
@@ -141,7 +186,11 @@ export class TrainingRun {
     this.onError?.(error);
   }
 
-  receive(message) {
+  send(message) {
+    for (const shard of this.shards) shard.worker.postMessage(message);
+  }
+
+  receive(shard, message) {
     if (message.type === "error") {
       this.fail(new WidgetError(message.message));
       return;
@@ -152,27 +201,66 @@ export class TrainingRun {
       request?.(message);
       return;
     }
-    if (message.type === "reset") this.clear();
-    this.iteration = message.iteration;
-    this.running = message.running;
-    this.rate = message.rate;
-    for (const alg of this.config.algorithms) {
-      for (const v of message.losses[alg] ?? []) this.losses[alg].push(v);
+    if (message.type === "held") {
+      shard.iteration = message.iteration;
+      shard.held = true;
+      if (this.shards.every((s) => s.held)) this.catchUp();
+      return;
     }
-    this.heldout.push(...message.heldout);
-    this.fit = message.fit;
-    this.work = message.work;
-    if (message.type === "ready") {
+    if (shard.resetting && message.type !== "reset") return;         // from before the reset
+    if (message.type === "reset") {
+      if (this.shards.every((s) => s.resetting)) this.clear();        // the first worker back at iteration 0
+      shard.resetting = false;
+    }
+    this.keep(shard, message);
+    this.iteration = Math.min(...this.shards.map((s) => s.iteration));
+    this.running = this.shards.some((s) => s.running);
+    this.rate = Math.min(...this.shards.map((s) => s.rate));
+    this.work = this.shards.reduce((sum, s) => ({ trainMs: sum.trainMs + s.work.trainMs, measureMs: sum.measureMs + s.work.measureMs }),
+      { trainMs: 0, measureMs: 0 });
+    if (message.type === "ready" && this.readyCount()) {
       this.onReady?.();
       this.onReady = null;
       this.onFail = null;
     }
     if (message.type !== "progress") {
-      const done = this.waiters.filter((w) => this.iteration >= w.iteration || message.type === "reset");
+      const settled = this.shards.every((s) => s.stopped && !s.resetting);
+      const done = settled ? this.waiters.filter((w) => this.iteration >= w.iteration || message.type === "reset") : [];
       this.waiters = this.waiters.filter((w) => !done.includes(w));
       for (const w of done) w.resolve(this.state());
     }
     this.onUpdate(message);
+  }
+
+  /** A worker's report into the run's record: its losses, held-out errors (one entry per iteration,
+   *  the workers' errors of that iteration together) and example fits. */
+  keep(shard, message) {
+    shard.iteration = message.iteration;
+    shard.running = message.running;
+    shard.stopped = message.type !== "progress" && !message.running;
+    shard.rate = message.rate;
+    shard.work = message.work;
+    for (const alg of shard.algorithms) {
+      for (const v of message.losses[alg] ?? []) this.losses[alg].push(v);
+    }
+    for (const entry of message.heldout) {
+      const same = this.heldout.find((h) => h.iteration === entry.iteration);
+      if (same) Object.assign(same.errors, entry.errors);
+      else {
+        const at = this.heldout.findIndex((h) => h.iteration > entry.iteration);
+        this.heldout.splice(at < 0 ? this.heldout.length : at, 0, { iteration: entry.iteration, errors: { ...entry.errors } });
+      }
+    }
+    this.fit = { ...this.fit, ...message.fit };
+  }
+
+  /** Every worker is held (pause): run the ones behind up to the one ahead, where each measures and reports. */
+  catchUp() {
+    const at = Math.max(...this.shards.map((s) => s.iteration));
+    for (const shard of this.shards) {
+      shard.held = false;
+      shard.worker.postMessage({ type: "runUntil", iteration: at });
+    }
   }
 
   /** The recorded run: {iteration, losses: {alg: number[]}, heldout: [{iteration, errors}]}. */
@@ -185,32 +273,35 @@ export class TrainingRun {
   }
 
   play() {
-    this.worker.postMessage({ type: "start" });
+    for (const shard of this.shards) shard.stopped = false;
+    this.send({ type: "start" });
     this.running = true;
   }
 
   pause() {
-    this.worker.postMessage({ type: "pause" });
+    this.send({ type: this.shards.length > 1 ? "hold" : "pause" });
     this.running = false;
   }
 
-  /** Back to iteration 0 with `seed`; resolves to state() once the worker has reset. */
+  /** Back to iteration 0 with `seed`; resolves to state() once every worker has reset. */
   reset(seed = this.config.seed) {
     this.config.seed = seed;
     const promise = new Promise((resolve) => this.waiters.push({ iteration: Infinity, resolve }));
-    this.worker.postMessage({ type: "reset", seed });
+    for (const shard of this.shards) shard.resetting = true;
+    this.send({ type: "reset", seed });
     this.running = false;
     return promise;
   }
 
   setSpeed(perSecond) {
-    this.worker.postMessage({ type: "speed", perSecond });
+    this.send({ type: "speed", perSecond });
   }
 
   /** Run until `iteration` meta-iterations are done, then pause; resolves to state(). */
   runUntil(iteration) {
     const promise = new Promise((resolve) => this.waiters.push({ iteration, resolve }));
-    this.worker.postMessage({ type: "runUntil", iteration });
+    for (const shard of this.shards) shard.stopped = false;
+    this.send({ type: "runUntil", iteration });
     this.running = true;
     return promise;
   }
@@ -219,7 +310,8 @@ export class TrainingRun {
   weights(algorithm) {
     const id = ++this.requestId;
     const promise = new Promise((resolve) => this.weightRequests.set(id, resolve));
-    this.worker.postMessage({ type: "weights", algorithm, id });
+    const shard = this.shards.find((s) => s.algorithms.includes(algorithm)) ?? this.shards[0];
+    shard.worker.postMessage({ type: "weights", algorithm, id });
     return promise;
   }
 }
@@ -421,11 +513,14 @@ class WatchItLearn {
     curves.forEach((c, i) => setCurve(this.lossPlot, this.lossCurves[i], c.xs, c.ys));
     if (this.run.fit) {
       const queryX = this.config.example.queryX;
-      ALGORITHMS.forEach((alg, i) => setCurve(this.fitPlot, this.fitCurves[i], queryX, this.run.fit[alg]));
+      ALGORITHMS.forEach((alg, i) => {
+        if (this.run.fit[alg]) setCurve(this.fitPlot, this.fitCurves[i], queryX, this.run.fit[alg]);
+      });
     }
-    const last = this.heldout[this.heldout.length - 1];
     ALGORITHMS.forEach((alg, i) => {
       const recent = this.losses[alg].slice(-50);
+      // The latest measurement of this model (the workers that share the run report separately).
+      const last = this.heldout.findLast((h) => h.errors[alg] !== undefined);
       this.rows[i][0].textContent = recent.length ? formatError(mean(recent)) : "–";
       this.rows[i][1].textContent = last ? formatError(last.errors[alg]) : "–";
     });

@@ -23,10 +23,12 @@
 // took CPU time from this thread on a two-core machine without showing more.
 //
 // Messages in:  {type: "init", config} · {type: "start"} · {type: "pause"} · {type: "reset", seed?}
+//               {type: "hold"} (stop without measuring; answers "held": the page's run, shared
+//               between workers, then brings every worker to one iteration with runUntil)
 //               {type: "speed", perSecond}  (Infinity: as fast as it goes)
 //               {type: "runUntil", iteration} (run, then pause exactly there)
 //               {type: "weights", algorithm, id}
-// Messages out: {type: "ready", ...snapshot} · {type: "progress", ...snapshot} ·
+// Messages out: {type: "ready", ...snapshot} · {type: "progress", ...snapshot} · {type: "held", iteration} ·
 //               {type: "paused", ...snapshot} · {type: "reset", ...snapshot} (iteration 0 again)
 //               {type: "weights", id, algorithm, params, iteration}
 //               {type: "error", message}
@@ -54,6 +56,7 @@ let paceIterations = 0;
 let scalars = null;           // {alg: {inner_lr, meta_lr}} as tensors, made once
 let example = null;           // the fixed example task's tensors (and its θ rows, reused)
 let heldout = null;           // the fixed held-out tasks' tensors (and their θ rows, reused)
+let holding = false;          // a hold stopped the loop: it ends without measuring or reporting
 let lastEvaluated = -1;       // the iteration of the latest held-out measurement
 let numParams = 0;            // the length of θ
 let work = { trainMs: 0, measureMs: 0 };
@@ -75,6 +78,7 @@ async function handle(message) {
     case "start": stopAt = Infinity; return start();
     case "runUntil": stopAt = message.iteration; return start();
     case "pause": running = false; return undefined;
+    case "hold": return hold();
     case "reset": running = false; await settle(); return reset(message.seed ?? config.seed, "reset");
     case "speed": perSecond = message.perSecond > 0 ? message.perSecond : Infinity; paceRestart(); return undefined;
     case "weights": return sendWeights(message);
@@ -148,8 +152,9 @@ function settle() {
 }
 
 function start() {
+  holding = false;
   if (running || state.iteration >= stopAt) {
-    if (state.iteration >= stopAt) report("paused");
+    if (state.iteration >= stopAt && !running) return stopped();
     return undefined;
   }
   running = true;
@@ -187,7 +192,15 @@ async function loop() {
     if (performance.now() - lastReport >= REPORT_MS) await report("progress");
     await breathe(Number.isFinite(perSecond) && budget <= 0 ? Math.min(50, 1000 / perSecond) : 0);
   }
-  await stopped();
+  if (!holding) await stopped();
+}
+
+/** Stop where the loop is, without measuring; say where. */
+async function hold() {
+  holding = true;
+  running = false;
+  await settle();
+  self.postMessage({ type: "held", iteration: state.iteration });
 }
 
 /** The run stopped (paused, or at runUntil's iteration): the table shows the
