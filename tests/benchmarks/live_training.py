@@ -7,14 +7,21 @@ Imported by tests/benchmarks/browser_speed.py (its --json line's
     python tests/benchmarks/live_training.py --site /tmp/me/site [--small]
 
 Every figure comes from the page's own code (widgets/watch-it-learn.js's
-TrainingRun and its worker, workers/meta-train.js: one WebAssembly thread,
-meta-batch 25, K = 10 + 10, tasks drawn in the page) in Debian's Chromium.
+TrainingRun and its workers, workers/meta-train.js: onnxruntime-web on one
+WebAssembly thread in each, meta-batch 25, K = 10 + 10, tasks drawn in the
+page) in Debian's Chromium. The four algorithms are shared between two
+workers where the browser reports two cores or more (Reptile in one, the
+other three in the other), as the widget runs them.
 
-  alone           each algorithm meta-training by itself, no held-out
-                  measurements: meta-iterations per second.
-  together        the four in one worker on the same batches, no held-out
-                  measurements and nothing drawn: meta-iterations per second
-                  (each algorithm does every one).
+  alone           each algorithm meta-training by itself (one worker), no
+                  held-out measurements: meta-iterations per second over its
+                  first 1,000; then the same worker's next 1,000 (V8 runs a
+                  new worker's WebAssembly from its baseline compiler for
+                  the first second or so, and optimised code after).
+  together        the four on the same batches, as the widget shares them
+                  between workers, no held-out measurements and nothing
+                  drawn: meta-iterations per second (each algorithm does
+                  every one); and the same in one worker.
   side by side    the widget itself, all four at full speed, drawing as it
                   goes and measuring the held-out tasks every 100 iterations
                   and where it stops (the one-step θ-fit graph), the example
@@ -37,7 +44,7 @@ meta-batch 25, K = 10 + 10, tasks drawn in the page) in Debian's Chromium.
 --small (CI): 100 iterations alone, 50 side by side, the comparison at 200.
 Timings depend on the machine's load. So that a run on a shared machine
 still says something, "together" and "side by side" also give the rate per
-second of CPU time of the training worker's thread (Linux: /proc, this
+second of CPU time of the busiest training worker's thread (Linux: /proc, this
 process's Chromium only): close to what an idle machine gives while the
 worker has a core to itself, and a figure the other work on the machine
 disturbs far less than the rate itself (contention for caches and for a
@@ -54,21 +61,23 @@ PAGE = "comparison/"
 WIDGET = "[data-widget='watch-it-learn']"
 READY_TIMEOUT_MS = 120_000
 
-OPEN_JS = """async ([module, algorithms, warmup, evalEvery]) => {
+OPEN_JS = """async ([module, algorithms, warmup, evalEvery, workers]) => {
   const m = await import(module);
-  const run = new m.TrainingRun(await m.trainingConfig({ algorithms, evalEvery, perSecond: Infinity }));
+  const options = { algorithms, evalEvery, perSecond: Infinity };
+  if (workers) options.workers = workers;
+  const run = new m.TrainingRun(await m.trainingConfig(options));
   await run.open();
   if (warmup) await run.runUntil(warmup);
   window.__liveRun = run;
 }"""
 
-TIMED_JS = """async (n) => {
+TIMED_JS = """async ([n, close]) => {
   const run = window.__liveRun;
   const t0 = performance.now();
   const state = await run.runUntil(run.iteration + n);
   const seconds = (performance.now() - t0) / 1000;
-  run.close();
-  return { perSecond: n / seconds, seconds, heldout: state.heldout };
+  if (close) run.close();
+  return { perSecond: n / seconds, seconds, heldout: state.heldout, workers: run.shards.length };
 }"""
 
 SIDE_JS = """async ([selector, n]) => {
@@ -177,15 +186,20 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
         if page.locator(WIDGET).count() == 0:
             return None
         module = base + "javascripts/widgets/watch-it-learn.js"
-        def run(algorithms, warmup, n, eval_every):
-            page.evaluate(OPEN_JS, [module, algorithms, warmup, eval_every])
-            return _timed(page, TIMED_JS, n)
+        def run(algorithms, warmup, n, eval_every, workers=None, close=True):
+            page.evaluate(OPEN_JS, [module, algorithms, warmup, eval_every, workers])
+            return _timed(page, TIMED_JS, [n, close])
 
-        alone = {}
+        alone, alone_after = {}, {}
         for alg in ALGORITHMS:
-            alone[alg] = run([alg], 20, alone_n, 0)["perSecond"]
+            alone[alg] = run([alg], 20, alone_n, 0, close=False)["perSecond"]
+            # The same worker's next alone_n: V8 has by then optimised the
+            # WebAssembly it started with its baseline compiler (the first
+            # second or so of every new worker runs slower).
+            alone_after[alg] = _timed(page, TIMED_JS, [alone_n, True])["perSecond"]
         together_run = run(list(ALGORITHMS), 20, side_n, 0)
         together = together_run["perSecond"]
+        one_worker = run(list(ALGORITHMS), 20, side_n, 0, workers=1)
         compare = run(["pretrained", "maml"], 0, compare_n, compare_n)
         page.locator(WIDGET).evaluate("el => el.scrollIntoView({block: 'center'})")
         page.wait_for_selector(WIDGET + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
@@ -202,8 +216,10 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
         context.close()
     start, end = compare["heldout"][0], compare["heldout"][-1]
     return {
-        "alone": alone, "alone_iterations": alone_n, "together": together,
-        "together_per_cpu_second": _per_cpu_second(side_n, together_run),
+        "alone": alone, "alone_iterations": alone_n, "alone_after_first": alone_after, "together": together,
+        "together_per_cpu_second": _per_cpu_second(side_n, together_run), "workers": together_run["workers"],
+        "together_one_worker": one_worker["perSecond"],
+        "together_one_worker_per_cpu_second": _per_cpu_second(side_n, one_worker),
         "side_by_side": side, "side_iterations": side_n,
         "compare": {"iterations": end["iteration"], "seconds": compare["seconds"],
                     "start": start["errors"], "end": end["errors"]},
@@ -213,6 +229,7 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
 def describe(live: dict) -> list[str]:
     """The table's lines."""
     alone = ", ".join(f"{alg} {v:.0f}" for alg, v in live["alone"].items())
+    after = ", ".join(f"{alg} {v:.0f}" for alg, v in live["alone_after_first"].items())
     side = live["side_by_side"]
     compare = live["compare"]
 
@@ -221,8 +238,11 @@ def describe(live: dict) -> list[str]:
 
     return [
         f"live meta-training, meta-iterations/s alone ({live['alone_iterations']} each): {alone}",
-        f"live meta-training, the four side by side, training only ({live['side_iterations']}): "
-        f"{live['together']:.0f} meta-iterations/s each{cpu(live.get('together_per_cpu_second'))}",
+        f"live meta-training, meta-iterations/s alone, the same worker's next {live['alone_iterations']}: {after}",
+        f"live meta-training, the four side by side, training only ({live['side_iterations']}, "
+        f"{live['workers']} worker{'s' if live['workers'] > 1 else ''}): "
+        f"{live['together']:.0f} meta-iterations/s each{cpu(live.get('together_per_cpu_second'))}; in one worker "
+        f"{live['together_one_worker']:.0f}{cpu(live.get('together_one_worker_per_cpu_second'))}",
         f"live meta-training, the four side by side in the widget ({live['side_iterations']}): "
         f"{side['perSecond']:.0f} each{cpu(side.get('perCpuSecond'))} "
         f"({100 * side['measureShare']:.1f}% of the worker's time measuring "
