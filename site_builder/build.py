@@ -227,15 +227,17 @@ def _run_stages_in(options: BuildOptions, names: list[str],
             updated.update(meta_entries)
             report.ran.update({"meta-step graphs": meta_ran} if meta_ran else {})
     # The conv nets (issue 13): those named on their own, or all of them in a
-    # full build of every model.
-    full_build = set(stages) == set(STAGES) and names == list(MODELS)
-    conv_run = conv_names or (list(CONV_MODELS) if full_build else [])
+    # full build of every model and in `maml-site export` (they have no static
+    # figures: the Results page tabulates their manifest metrics).
+    every_model = names == list(MODELS)
+    conv_stages = tuple(s for s in stages if s in ("train", "evaluate", "export"))
+    conv_run = conv_names or (list(CONV_MODELS) if every_model and "export" in conv_stages else [])
     if conv_run and not errors:
         from .conv_stage import run_conv_stage
         try:
             conv_entries, conv_ran = run_conv_stage(exported, options.repo_root, recorded,
                                                     options.profile, options.seed, options.device,
-                                                    options.retrain, names=conv_run, stages=stages)
+                                                    options.retrain, names=conv_run, stages=conv_stages)
         except Exception as exc:
             errors.append(_describe(", ".join(conv_names) or "conv nets", exc))
         else:

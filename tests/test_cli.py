@@ -151,6 +151,24 @@ def test_stage_commands_on_an_up_to_date_export_do_nothing_and_check_passes(
 
 
 @pytest.mark.slow
+def test_export_covers_the_conv_nets(run_cli, quick_build, tmp_path):
+    """`maml-site export` re-exports a conv net's missing graph (the same bytes)
+    and, without its weights, names the model and the command that trains it."""
+    exported = tmp_path / "exported"
+    shutil.copytree(quick_build.exported, exported)
+    graph = exported / "maml-glyphs.onnx"
+    before = graph.read_bytes()
+    graph.unlink()
+    status, _, err = run_cli("export", "--profile", "quick")
+    assert status == 0 and "maml-glyphs: export" in err
+    assert graph.read_bytes() == before
+    (exported / "pretrained-glyphs.pt").unlink()
+    status, _, err = run_cli("export", "--profile", "quick")
+    assert status == 1
+    assert "pretrained-glyphs: no weights" in err and "maml-site train pretrained-glyphs" in err
+
+
+@pytest.mark.slow
 def test_check_exits_1_when_a_file_does_not_match_the_manifest(run_cli, quick_build, tmp_path):
     shutil.copytree(quick_build.exported, tmp_path / "exported")
     (tmp_path / "exported" / "pretrained-sinusoid.results.json").write_text("{}")
