@@ -31,23 +31,30 @@ export function uniform(random, [lo, hi]) {
  * ranges ({amplitude, phase, x} as the manifest's task field has them), with K
  * support and Q query points each. Returns {support_x, support_y, query_x,
  * query_y} (Float32Array, laid out [T, K, 1] and [T, Q, 1]) and the tasks [{a, phase}].
+ * With `out` (those four arrays, of those sizes) it draws into them instead and
+ * returns `out`, without the tasks: the same numbers, without allocating (the
+ * live training draws a batch every meta-iteration).
  */
-export function sinusoidBatch(random, family, tasks, k, q) {
-  const out = {
+export function sinusoidBatch(random, family, tasks, k, q, out = null) {
+  const [a0, a1] = family.amplitude;
+  const [p0, p1] = family.phase;
+  const [x0, x1] = family.x;
+  const list = out ? null : [];
+  out ??= {
     support_x: new Float32Array(tasks * k), support_y: new Float32Array(tasks * k),
-    query_x: new Float32Array(tasks * q), query_y: new Float32Array(tasks * q), tasks: [],
+    query_x: new Float32Array(tasks * q), query_y: new Float32Array(tasks * q), tasks: list,
   };
   for (let t = 0; t < tasks; t++) {
-    const a = uniform(random, family.amplitude);
-    const phase = uniform(random, family.phase);
-    out.tasks.push({ a, phase });
+    const a = a0 + (a1 - a0) * random();                 // uniform(random, family.amplitude), inline
+    const phase = p0 + (p1 - p0) * random();
+    list?.push({ a, phase });
     for (let i = 0; i < k; i++) {
-      const x = uniform(random, family.x);
+      const x = x0 + (x1 - x0) * random();
       out.support_x[t * k + i] = x;
       out.support_y[t * k + i] = a * Math.sin(x + phase);
     }
     for (let i = 0; i < q; i++) {
-      const x = uniform(random, family.x);
+      const x = x0 + (x1 - x0) * random();
       out.query_x[t * q + i] = x;
       out.query_y[t * q + i] = a * Math.sin(x + phase);
     }

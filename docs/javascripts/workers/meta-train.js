@@ -57,6 +57,7 @@ let scalars = null;           // {alg: {inner_lr, meta_lr}} as tensors, made onc
 let example = null;           // the fixed example task's tensors (and its θ rows, reused)
 let heldout = null;           // the fixed held-out tasks' tensors (and their θ rows, reused)
 let holding = false;          // a hold stopped the loop: it ends without measuring or reporting
+let batch = null;             // the task batch's arrays and tensors, drawn into at every iteration
 let lastEvaluated = -1;       // the iteration of the latest held-out measurement
 let numParams = 0;            // the length of θ
 let work = { trainMs: 0, measureMs: 0 };
@@ -99,13 +100,18 @@ async function init(cfg) {
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.proxy = false;
   ort.env.logLevel = "error";
-  const load = async (url) => {
+  const load = async (url, options = {}) => {
     const response = await fetch(url);
     if (!response.ok) throw new Error(`the model ${new URL(url).pathname} is missing (HTTP ${response.status})`);
-    return ort.InferenceSession.create(new Uint8Array(await response.arrayBuffer()), { executionProviders: ["wasm"] });
+    return ort.InferenceSession.create(new Uint8Array(await response.arrayBuffer()), { executionProviders: ["wasm"], ...options });
   };
-  const metas = await Promise.all(cfg.algorithms.map((alg) => load(cfg.graphs[alg])));
+  // The meta-step graphs take any T, K and Q; this run only ever gives them
+  // one batch size, and with it fixed onnxruntime folds the graphs' shape
+  // arithmetic away once, at load, instead of at every run.
+  const sizes = { freeDimensionOverrides: { T: cfg.metaBatch, K: cfg.kSupport, Q: cfg.kQuery } };
+  const metas = await Promise.all(cfg.algorithms.map((alg) => load(cfg.graphs[alg], sizes)));
   sessions = { meta: Object.fromEntries(cfg.algorithms.map((alg, i) => [alg, metas[i]])), fit: await load(cfg.fitGraph) };
+  batch = batchTensors(cfg.metaBatch, cfg.kSupport, cfg.kQuery);
   scalars = Object.fromEntries(cfg.algorithms.map((alg) => [alg, {
     inner_lr: scalar(cfg.hyper[alg].inner_lr), meta_lr: scalar(cfg.hyper[alg].meta_lr),
   }]));
@@ -220,16 +226,21 @@ function breathe(ms) {
   });
 }
 
+/** The task batch's inputs, made once: {arrays (what sinusoidBatch draws into), tensors (over them)}. */
+function batchTensors(t, k, q) {
+  const arrays = {
+    support_x: new Float32Array(t * k), support_y: new Float32Array(t * k),
+    query_x: new Float32Array(t * q), query_y: new Float32Array(t * q),
+  };
+  const shape = (name) => [t, name.startsWith("support") ? k : q, 1];
+  return { arrays, tensors: Object.fromEntries(Object.entries(arrays).map(([name, data]) => [name, new ort.Tensor("float32", data, shape(name))])) };
+}
+
 /** One meta-iteration: one batch, every algorithm's meta-step on it. */
 async function iterate() {
   const { metaBatch: t, kSupport: k, kQuery: q } = config;
-  const batch = sinusoidBatch(state.random, config.family, t, k, q);
-  const data = {
-    support_x: new ort.Tensor("float32", batch.support_x, [t, k, 1]),
-    support_y: new ort.Tensor("float32", batch.support_y, [t, k, 1]),
-    query_x: new ort.Tensor("float32", batch.query_x, [t, q, 1]),
-    query_y: new ort.Tensor("float32", batch.query_y, [t, q, 1]),
-  };
+  sinusoidBatch(state.random, config.family, t, k, q, batch.arrays);   // onnxruntime copies the inputs at each run
+  const data = batch.tensors;
   for (const alg of config.algorithms) {
     const model = state.models[alg];
     const out = await sessions.meta[alg].run({
