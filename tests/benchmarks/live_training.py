@@ -10,8 +10,9 @@ Every figure comes from the page's own code (widgets/watch-it-learn.js's
 TrainingRun and its workers, workers/meta-train.js: onnxruntime-web on one
 WebAssembly thread in each, meta-batch 25, K = 10 + 10, tasks drawn in the
 page) in Debian's Chromium. The four algorithms are shared between two
-workers where the browser reports two cores or more (Reptile in one, the
-other three in the other), as the widget runs them.
+workers where the browser reports three cores or more (Reptile in one, the
+other three in the other), as the widget runs them; on this two-core machine
+they run in one.
 
   alone           each algorithm meta-training by itself (one worker), no
                   held-out measurements: meta-iterations per second over its
@@ -21,7 +22,7 @@ other three in the other), as the widget runs them.
   together        the four on the same batches, as the widget shares them
                   between workers, no held-out measurements and nothing
                   drawn: meta-iterations per second (each algorithm does
-                  every one); and the same in one worker.
+                  every one); and, where that is two workers, in one.
   side by side    the widget itself, all four at full speed, drawing as it
                   goes and measuring the held-out tasks every 100 iterations
                   and where it stops (the one-step θ-fit graph), the example
@@ -199,7 +200,7 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
             alone_after[alg] = _timed(page, TIMED_JS, [alone_n, True])["perSecond"]
         together_run = run(list(ALGORITHMS), 20, side_n, 0)
         together = together_run["perSecond"]
-        one_worker = run(list(ALGORITHMS), 20, side_n, 0, workers=1)
+        one_worker = run(list(ALGORITHMS), 20, side_n, 0, workers=1) if together_run["workers"] > 1 else None
         compare = run(["pretrained", "maml"], 0, compare_n, compare_n)
         page.locator(WIDGET).evaluate("el => el.scrollIntoView({block: 'center'})")
         page.wait_for_selector(WIDGET + "[data-state='ready']", state="attached", timeout=READY_TIMEOUT_MS)
@@ -218,8 +219,8 @@ def measure(browser, base: str, small: bool = False) -> dict | None:
     return {
         "alone": alone, "alone_iterations": alone_n, "alone_after_first": alone_after, "together": together,
         "together_per_cpu_second": _per_cpu_second(side_n, together_run), "workers": together_run["workers"],
-        "together_one_worker": one_worker["perSecond"],
-        "together_one_worker_per_cpu_second": _per_cpu_second(side_n, one_worker),
+        "together_one_worker": one_worker["perSecond"] if one_worker else None,
+        "together_one_worker_per_cpu_second": _per_cpu_second(side_n, one_worker) if one_worker else None,
         "side_by_side": side, "side_iterations": side_n,
         "compare": {"iterations": end["iteration"], "seconds": compare["seconds"],
                     "start": start["errors"], "end": end["errors"]},
@@ -241,8 +242,9 @@ def describe(live: dict) -> list[str]:
         f"live meta-training, meta-iterations/s alone, the same worker's next {live['alone_iterations']}: {after}",
         f"live meta-training, the four side by side, training only ({live['side_iterations']}, "
         f"{live['workers']} worker{'s' if live['workers'] > 1 else ''}): "
-        f"{live['together']:.0f} meta-iterations/s each{cpu(live.get('together_per_cpu_second'))}; in one worker "
-        f"{live['together_one_worker']:.0f}{cpu(live.get('together_one_worker_per_cpu_second'))}",
+        f"{live['together']:.0f} meta-iterations/s each{cpu(live.get('together_per_cpu_second'))}"
+        + (f"; in one worker {live['together_one_worker']:.0f}{cpu(live.get('together_one_worker_per_cpu_second'))}"
+           if live.get("together_one_worker") else ""),
         f"live meta-training, the four side by side in the widget ({live['side_iterations']}): "
         f"{side['perSecond']:.0f} each{cpu(side.get('perCpuSecond'))} "
         f"({100 * side['measureShare']:.1f}% of the worker's time measuring "

@@ -113,17 +113,23 @@ export function shareAlgorithms(algorithms, count) {
   return shares.map((s) => algorithms.filter((a) => s.algorithms.includes(a)));   // the page's order within a share
 }
 
-/** How many workers a run uses by default: two where the browser has two cores or more
- *  (each runs onnxruntime-web on one WebAssembly thread), else one. */
+/** How many workers a run uses by default: two where the browser has three cores or more
+ *  (each runs onnxruntime-web on one WebAssembly thread, and a core stays free for the
+ *  page), else one. On two cores, two busy workers left the page's own thread waiting
+ *  for a core: the four side by side ran 243 iterations a second instead of 161 at real-time
+ *  priority, but at normal priority on a loaded machine 94 instead of 124, with frames
+ *  held back up to 50 ms; at real-time priority the two workers took both cores from
+ *  everything else on the machine. */
 export function defaultWorkers() {
-  return (globalThis.navigator?.hardwareConcurrency ?? 1) >= 2 ? 2 : 1;
+  return (globalThis.navigator?.hardwareConcurrency ?? 1) >= 3 ? 2 : 1;
 }
 
 /**
  * A live run in its workers, without drawing: what the widget drives, and what
  * the browser benchmark times. onUpdate(message) sees every report.
  *
- * The algorithms are shared between config.workers workers (shareAlgorithms),
+ * The algorithms are shared between config.workers workers (shareAlgorithms;
+ * defaultWorkers),
  * each one running workers/meta-train.js on its share: every worker draws the
  * same seeded stream of task batches, so each algorithm meets the same tasks
  * as in one worker, and its numbers are the same. The run's iteration is the
