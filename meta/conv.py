@@ -12,6 +12,15 @@ names are masked out of the softmax (their probability is exactly 0), in
 training, in evaluation and in the exported graph alike, so one net plays
 5-way and 20-way rounds.
 
+With ``zero_head`` MAML meta-learns only the conv blocks: every task starts
+from a head of zeros (the "zeroing trick" of Kao, Chiang and Sun, "MAML is a
+noisy contrastive learner in classification", ICLR 2022). A task's labels
+are an arbitrary order of its characters, so a meta-learned head row can only
+be a guess at no character in particular; from zeros, the first inner step
+writes each class's row from its support drawing's features (the other
+blocks get no gradient through a zero head on that step) and the next steps
+adapt the whole net.
+
 Every function takes parameters either shared by all tasks or with a leading
 task dimension [T, ...], and images [T, B, 28, 28]: the T tasks run at once
 as grouped convolutions (one group per task) and batched matrix products,
@@ -127,6 +136,9 @@ def adapt(params: Params, images, labels, mask, steps: int, lr: float,
         with torch.enable_grad():
             if not create_graph:
                 phi = {n: p.detach().requires_grad_(True) for n, p in phi.items()}
+            else:   # a part that is not meta-learned (a zero head) is a constant of θ
+                phi = {n: p if p.requires_grad else p.detach().requires_grad_(True)
+                       for n, p in phi.items()}
             loss = task_loss(phi, images, labels, mask).sum()
             grads = torch.autograd.grad(loss, list(phi.values()), create_graph=create_graph)
         phi = {n: p - lr * g for (n, p), g in zip(phi.items(), grads)}
@@ -214,6 +226,9 @@ class ConvConfig:
     seed: int = 0
     log_every: int = 100
     options: dict = field(default_factory=dict)
+    #: MAML: the head is zeros at the start of every task and is not meta-learned
+    #: (only the conv blocks are); see the module docstring.
+    zero_head: bool = False
 
     def __post_init__(self):
         if self.schedule not in ("constant", "cosine"):
@@ -225,6 +240,11 @@ class ConvConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.zero_head, bool):
+            raise ValueError(f"zero_head must be true or false, got {self.zero_head!r}")
+        if self.zero_head and self.algorithm == "pretrained":
+            raise ValueError("zero_head is for MAML; the pretrained net's head is replaced by "
+                             "zeros after training (fine_tune_start)")
         if not self.ways or any(not 2 <= w <= min(HEAD, self.characters) for w in self.ways):
             raise ValueError(f"ways must be from 2 to {min(HEAD, self.characters)}, got {self.ways!r}")
         for name in ("inner_lr", "meta_lr"):
@@ -258,13 +278,17 @@ def maml_meta_loss(params: Params, batch: GlyphBatch, inner_lr: float, steps: in
 
 
 def meta_gradient(params: Params, batch: GlyphBatch, inner_lr: float, steps: int,
-                  first_order: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
+                  first_order: bool = False,
+                  learned: tuple[str, ...] | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The meta-gradient in the parameters named ``learned`` (all by default),
+    in that order; the others are constants (a zero head)."""
+    learned = tuple(params) if learned is None else tuple(learned)
     with torch.enable_grad():
         loss, phi = maml_meta_loss(params, batch, inner_lr, steps, first_order)
         if first_order:        # the loss is the task mean: summing over tasks gives its gradient
-            grads = [g.sum(0) for g in torch.autograd.grad(loss, list(phi.values()))]
+            grads = [g.sum(0) for g in torch.autograd.grad(loss, [phi[n] for n in learned])]
         else:
-            grads = torch.autograd.grad(loss, list(params.values()))
+            grads = torch.autograd.grad(loss, [params[n] for n in learned])
     return list(grads), loss.detach()
 
 
@@ -300,8 +324,12 @@ def train(cfg: ConvConfig, ink: np.ndarray, device: str = "auto",
     generator = torch.Generator().manual_seed(cfg.seed)
     classes = ink.shape[0] * ink.shape[1]
     params = init_params(generator, cfg.channels, classes if cfg.algorithm == "pretrained" else HEAD)
-    params = {n: p.to(dev).requires_grad_(True) for n, p in params.items()}
-    optimizer = torch.optim.Adam(list(params.values()), lr=cfg.meta_lr)
+    if cfg.zero_head:
+        params["head.w"].zero_()
+        params["head.b"].zero_()
+    learned = tuple(n for n in params if not (cfg.zero_head and n.startswith("head.")))
+    params = {n: p.to(dev).requires_grad_(n in learned) for n, p in params.items()}
+    optimizer = torch.optim.Adam([params[n] for n in learned], lr=cfg.meta_lr)
     tasks = GlyphTasks(ink, dev)
     flat_ink = tasks.ink.reshape(-1, SIZE, SIZE)                 # [A·C·H, 28, 28]
     history, window, paused = [], 0.0, 0.0
@@ -316,14 +344,14 @@ def train(cfg: ConvConfig, ink: np.ndarray, device: str = "auto",
             labels = (pick // ink.shape[2]).to(dev)
             with torch.enable_grad():
                 loss = F.cross_entropy(logits(params, images)[0], labels)
-                grads = torch.autograd.grad(loss, list(params.values()))
+                grads = torch.autograd.grad(loss, [params[n] for n in learned])
             loss = loss.detach()
         else:
             ways = cfg.ways[(iteration - 1) % len(cfg.ways)]
             batch = tasks.sample(tasks_per_iteration(cfg, ways), ways, generator, cfg.queries)
             grads, loss = meta_gradient(params, batch, cfg.inner_lr, cfg.inner_steps,
-                                        cfg.algorithm == "fomaml")
-        for p, g in zip(params.values(), grads):
+                                        cfg.algorithm == "fomaml", learned)
+        for p, g in zip((params[n] for n in learned), grads):
             p.grad = g
         optimizer.step()
         window = window + loss

@@ -131,6 +131,34 @@ def test_training_lowers_the_meta_loss_and_is_deterministic():
         torch.testing.assert_close(first.params[name], again.params[name], rtol=0, atol=0)
 
 
+def test_a_zero_head_stays_zero_and_its_meta_gradient_is_the_conv_blocks_part():
+    tasks = conv.GlyphTasks(glyphs.split_glyphs("background", 2, 20, 3))
+    g = torch.Generator().manual_seed(2)
+    theta = conv.init_params(g, channels=8)
+    theta["head.w"].zero_()
+    theta["head.b"].zero_()
+    batch = tasks.sample(3, 5, g)
+    blocks = tuple(n for n in theta if not n.startswith("head."))
+    full, _ = conv.meta_gradient({n: p.clone().requires_grad_(True) for n, p in theta.items()},
+                                 batch, 0.4, 2)
+    fixed = {n: p.clone().requires_grad_(n in blocks) for n, p in theta.items()}
+    part, _ = conv.meta_gradient(fixed, batch, 0.4, 2, learned=blocks)
+    assert len(part) == len(blocks)
+    for k, name in enumerate(blocks):
+        torch.testing.assert_close(part[k], full[list(theta).index(name)], atol=1e-7, rtol=1e-5)
+        assert float(part[k].abs().max()) > 0
+    # Training moves the conv blocks and leaves the head at zero.
+    ink = glyphs.split_glyphs("background", 2, 20, 3)
+    cfg = conv.ConvConfig("maml", iterations=3, meta_batch_size=2, ways=(5,), channels=8,
+                          alphabets=2, hands=3, zero_head=True)
+    start = conv.init_params(torch.Generator().manual_seed(cfg.seed), 8)
+    out = conv.train(cfg, ink, "cpu").params
+    assert float(out["head.w"].abs().max()) == 0 and float(out["head.b"].abs().max()) == 0
+    assert float((out["conv1.w"] - start["conv1.w"]).abs().max()) > 0
+    with pytest.raises(ValueError, match="zero_head is for MAML"):
+        conv.ConvConfig("pretrained", zero_head=True)
+
+
 def test_rotations_are_three_more_alphabets_of_turned_characters():
     ink = np.random.default_rng(0).integers(0, 256, (2, 20, 3, conv.SIZE, conv.SIZE), dtype=np.uint8)
     turned = conv.with_rotations(ink)
