@@ -393,8 +393,12 @@ CONV_PROFILES: dict[str, ConvProfile] = {
     # Its head start did not last: the full run (zero head, α 0.4, 2,200
     # iterations, 488 s at load 3.3-4.0, 353 s of CPU) scored held-out
     # 93.8% ± 0.8 / 82.4% ± 1.1, the same as the learned head's 2,500
-    # iterations (93.8 / 82.2). Adopted for the 300 iterations it saves (about
-    # 40 s, bringing the retrain under the 10 minutes). The learned head at
+    # iterations (93.8 / 82.2). Adopted for the 300 iterations it saves
+    # (about 40 s). A retrain of both with it (the conv stage alone, retrain,
+    # one thread, nice 15, load 1.0) took 610 s, still 10 s over the issue's
+    # 10 minutes: drawing the alphabets 20 s, MAML's training 314 s, its
+    # evaluation and export 31 s, the pretrained net's training 162 s, its
+    # rate choice ~58 s, evaluation and export 22 s. The learned head at
     # 2,200 iterations (probe, α 0.2, 404 s, load falling from 3 to 1.1): val 93.1 / 81.9,
     # held-out 92.8% ± 0.8 / 81.2% ± 1.1, a point below the zero head's on
     # both. The targets (97 / 90, and 20 points
