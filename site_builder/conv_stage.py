@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from . import atomic
-from .errors import BuildFailure
 from .hashing import file_sha256, inputs_hash, source_hashes
+from .stages import require_recorded_weights
 
 log = logging.getLogger("site_builder")
 
@@ -171,13 +171,8 @@ def run_conv_stage(exported: Path, repo_root: Path, recorded: dict[str, dict], p
             inputs["train"] = train_hash
             ran.append(f"{spec.name}: train")
         else:
-            record = entry.get("weights")
-            if not record or not (exported / weights).is_file():
-                raise BuildFailure(f"{spec.name}: no weights in {exported}; "
-                                   f"run `maml-site train {spec.name}` or `maml-site build`")
-            if file_sha256(exported / weights) != record.get("sha256"):
-                raise BuildFailure(f"{spec.name}: {exported / weights} does not match the sha256 "
-                                   f"in the manifest; run `maml-site train {spec.name}` to retrain it")
+            if "train" not in stages:          # with "train", _intact has just checked them
+                require_recorded_weights(spec.name, exported / weights, entry.get("weights"))
             checkpoint = torch.load(exported / weights, map_location="cpu", weights_only=True)
         params, inner_lr = checkpoint["params"], float(checkpoint["inner_lr"])
         weights_sha = entry["weights"]["sha256"]

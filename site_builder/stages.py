@@ -98,6 +98,18 @@ def _is_current(exported: Path, entry: dict, stage: str, new_hash: str) -> bool:
     return path.is_file() and file_sha256(path) == record.get("sha256")
 
 
+def require_recorded_weights(name: str, path: Path, record: dict | None) -> None:
+    """Stop the build unless the weights at ``path`` are the ones the manifest
+    recorded (``record``: {file, sha256}): a stage that does not train uses
+    them, and a missing or changed file says which command makes them again."""
+    if not record or not path.is_file():
+        raise BuildFailure(f"{name}: no weights in {path.parent}; "
+                           f"run `maml-site train {name}` or `maml-site build`")
+    if file_sha256(path) != record.get("sha256"):
+        raise BuildFailure(f"{name}: {path} does not match the sha256 in "
+                           f"the manifest; run `maml-site train {name}` to retrain it")
+
+
 def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -301,13 +313,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
         # ones the manifest recorded (with "train" among the stages,
         # _must_train has just checked that).
         if "train" not in job.stages:
-            record = entry.get("weights")
-            if not record or not weights_path.is_file():
-                raise BuildFailure(f"{job.name}: no weights in {exported}; "
-                                   f"run `maml-site train {job.name}` or `maml-site build`")
-            if file_sha256(weights_path) != record.get("sha256"):
-                raise BuildFailure(f"{job.name}: {weights_path} does not match the sha256 in "
-                                   f"the manifest; run `maml-site train {job.name}` to retrain it")
+            require_recorded_weights(job.name, weights_path, entry.get("weights"))
         checkpoint = load_checkpoint(weights_path)
         inner_lr = adapt_rate(job, entry, TrainConfig.from_dict(checkpoint["config"]),
                               checkpoint["params"])
