@@ -311,19 +311,19 @@ class SinusoidAdaptation(nn.Module):
             # the accepted trials before j.
             self.register_buffer("earlier", torch.ones(trials, trials).triu(1))
 
-    def _step_length(self, support_x, support_y, count, params, grads, inner_lr, loss):
-        """inner_lr / 2^h for the first trial h that does not raise the support
-        loss, 0 if none does."""
-        rates = inner_lr * self.fractions                                 # [H+1]
-        w1, b1, w2, b2, w3, b3 = (p.unsqueeze(0) - rates.view(-1, 1, 1) * g.unsqueeze(0)
-                                  for p, g in zip(params, grads))       # [H+1, in, out]
+    def _step_length(self, support_x, support_y, count, params, grads, rates, loss):
+        """rates[h] = inner_lr / 2^h for the first trial h that does not raise
+        the support loss, 0 if none does. ``rates``: [H+1, 1, 1], made once
+        for all the steps (outside the Scan's body, as everything that does
+        not change from step to step: each node in the body runs S times)."""
+        w1, b1, w2, b2, w3, b3 = (p - rates * g for p, g in zip(params, grads))  # [H+1, in, out]
         h = torch.relu(support_x @ w1 + b1)                              # [H+1, N, 40]
         h = torch.relu(h @ w2 + b2)
         residual = h @ w3 + b3 - support_y                               # [H+1, N, 1]
         trial_loss = (residual * residual).sum(dim=(1, 2)) / count      # [H+1]
         accepted = torch.where(trial_loss <= loss, 1.0, 0.0)            # NaN never passes
         first = torch.where(accepted @ self.earlier > 0.5, 0.0, accepted)
-        return (first * rates).sum()
+        return (first * rates.reshape(-1)).sum()
 
     @staticmethod
     def _loss_and_grads(support_x, support_y, count, params):
@@ -433,11 +433,12 @@ class SinusoidAdaptation(nn.Module):
             trajectory, losses = self._forward_proximal(support_x, support_y, count, inner_lr)
             return self._predict(trajectory, query_x), losses
         theta = tuple(getattr(self, n) for n in PARAM_NAMES)
+        rates = None if self.halvings is None else (inner_lr * self.fractions).view(-1, 1, 1)
 
         def step(params, _):
             support_loss, grads = self._loss_and_grads(support_x, support_y, count, params)
             rate = inner_lr if self.halvings is None else self._step_length(
-                support_x, support_y, count, params, grads, inner_lr, support_loss)
+                support_x, support_y, count, params, grads, rates, support_loss)
             params = tuple(p - rate * g for p, g in zip(params, grads))
             return params, tuple(t.clone() for t in (*params, support_loss))
 
