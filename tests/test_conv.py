@@ -159,6 +159,58 @@ def test_a_zero_head_stays_zero_and_its_meta_gradient_is_the_conv_blocks_part():
         conv.ConvConfig("pretrained", zero_head=True)
 
 
+def _every_block_every_step(theta, batch, lr, steps, learned):
+    """Second-order MAML one task at a time, differentiating the whole net at
+    every inner step (the reference for the zero head's shortcut)."""
+    total = 0.0
+    with torch.enable_grad():
+        for i in range(batch.support.shape[0]):
+            task = conv.GlyphBatch(*[x[i:i + 1] for x in batch])
+            phi = dict(theta)
+            for _ in range(steps):
+                phi = {n: p if p.requires_grad else p.detach().requires_grad_(True) for n, p in phi.items()}
+                loss = conv.task_loss(phi, task.support, task.support_labels, task.mask).sum()
+                grads = torch.autograd.grad(loss, list(phi.values()), create_graph=True)
+                phi = {n: p - lr * g for (n, p), g in zip(phi.items(), grads)}
+            total = total + conv.task_loss(phi, task.query, task.query_labels, task.mask).mean()
+        return torch.autograd.grad(total / batch.support.shape[0], [theta[n] for n in learned])
+
+
+def test_a_zero_heads_first_step_skips_the_blocks_without_changing_a_number():
+    tasks = conv.GlyphTasks(glyphs.split_glyphs("background", 2, 20, 3))
+    g = torch.Generator().manual_seed(3)
+    theta = {n: p.double() for n, p in conv.init_params(g, channels=8).items()}
+    theta["head.w"].zero_()
+    theta["head.b"].zero_()
+    blocks = tuple(n for n in theta if not n.startswith("head."))
+    theta = {n: p.requires_grad_(n in blocks) for n, p in theta.items()}
+    batch = conv.GlyphBatch(*[x.double() if x.is_floating_point() else x for x in tasks.sample(3, 5, g)])
+    # The shortcut applies to a head of zeros that does not depend on θ, and only to it.
+    per_task = conv.per_task(theta, 3)
+    assert conv._constant_zero_head(per_task)
+    assert not conv._constant_zero_head({**per_task, "head.w": per_task["head.w"].clone().requires_grad_(True)})
+    assert not conv._constant_zero_head({**per_task, "head.b": per_task["head.b"] + 1e-30})
+    # The meta-gradient (second order, 2 and 3 steps) is the whole net's at every step.
+    for steps in (2, 3):
+        ours, _ = conv.meta_gradient(theta, batch, 0.4, steps, learned=blocks)
+        expected = _every_block_every_step(theta, batch, 0.4, steps, blocks)
+        for a, b in zip(ours, expected):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+            assert float(a.abs().max()) > 0
+    # And evaluation (no graph) follows the same trajectory as differentiating every block.
+    plain = {n: p.detach() for n, p in theta.items()}
+    path = conv.adapt(plain, batch.support, batch.support_labels, batch.mask, 2, 0.4, trajectory=True)
+    phi = conv.per_task(plain, 3)
+    for step in range(1, 3):
+        leaf = {n: p.detach().requires_grad_(True) for n, p in phi.items()}
+        with torch.enable_grad():
+            loss = conv.task_loss(leaf, batch.support, batch.support_labels, batch.mask).sum()
+            grads = torch.autograd.grad(loss, list(leaf.values()))
+        phi = {n: (p - 0.4 * gr).detach() for (n, p), gr in zip(leaf.items(), grads)}
+        for n in phi:
+            torch.testing.assert_close(path[step][n], phi[n], rtol=0, atol=0)
+
+
 def test_rotations_are_three_more_alphabets_of_turned_characters():
     ink = np.random.default_rng(0).integers(0, 256, (2, 20, 3, conv.SIZE, conv.SIZE), dtype=np.uint8)
     turned = conv.with_rotations(ink)

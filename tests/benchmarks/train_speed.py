@@ -411,13 +411,17 @@ def check_agreement(name, implementations, cfg, device: torch.device) -> dict:
 # ------------------------------------------------ the glyph conv net (issue 13)
 #
 # MAML on the quiz's conv net (meta/conv.py), the registered paper
-# configuration of maml-glyphs at 5-way (16 tasks) and 20-way (8 tasks):
+# configuration of maml-glyphs at 5-way (16 tasks) and 20-way (8 tasks), from
+# a zero head as in training (only the conv blocks are meta-learned):
 #   ours  the T tasks at once, one grouped convolution per block (groups = T),
-#         second order through autograd (create_graph=True)
-#   loop  one task at a time with torch.autograd.grad(create_graph=True)
+#         second order through autograd (create_graph=True); the first inner
+#         step differentiates the head alone (the blocks' gradient through a
+#         zero head is exactly zero)
+#   loop  one task at a time with torch.autograd.grad(create_graph=True),
+#         every step through the whole net
 #   vmap  torch.func: vmap over tasks of grad through the inner steps
 
-def conv_loop(theta, batch, cfg):
+def conv_loop(theta, batch, cfg, learned):
     from meta import conv
 
     T = batch.support.shape[0]
@@ -427,14 +431,15 @@ def conv_loop(theta, batch, cfg):
             task = conv.GlyphBatch(*[x[i:i + 1] for x in batch])
             phi = dict(theta)
             for _ in range(cfg.inner_steps):
+                phi = {n: p if p.requires_grad else p.detach().requires_grad_(True) for n, p in phi.items()}
                 loss = conv.task_loss(phi, task.support, task.support_labels, task.mask).sum()
                 grads = torch.autograd.grad(loss, list(phi.values()), create_graph=True)
                 phi = {n: p - cfg.inner_lr * g for (n, p), g in zip(phi.items(), grads)}
             total = total + conv.task_loss(phi, task.query, task.query_labels, task.mask).sum() / T
-        return list(torch.autograd.grad(total, list(theta.values())))
+        return list(torch.autograd.grad(total, [theta[n] for n in learned]))
 
 
-def conv_vmap(theta, batch, cfg):
+def conv_vmap(theta, batch, cfg, learned):
     from meta import conv
 
     def loss(params, images, labels, mask):
@@ -446,18 +451,20 @@ def conv_vmap(theta, batch, cfg):
             params = {n: params[n] - cfg.inner_lr * g[n] for n in params}
         return loss(params, q, ql, mask)
 
-    def batch_loss(params):
+    constants = {n: p.detach() for n, p in theta.items() if n not in learned}
+
+    def batch_loss(meta):
+        params = {n: meta[n] if n in meta else constants[n] for n in theta}
         return vmap(task_meta_loss, in_dims=(None, 0, 0, 0, 0, 0))(params, *batch).mean()
 
-    detached = {n: p.detach() for n, p in theta.items()}
-    g = grad(batch_loss)(detached)
-    return [g[n] for n in theta]
+    g = grad(batch_loss)({n: theta[n].detach() for n in learned})
+    return [g[n] for n in learned]
 
 
-def conv_ours(theta, batch, cfg):
+def conv_ours(theta, batch, cfg, learned):
     from meta import conv
 
-    return conv.meta_gradient(theta, batch, cfg.inner_lr, cfg.inner_steps)[0]
+    return conv.meta_gradient(theta, batch, cfg.inner_lr, cfg.inner_steps, learned=learned)[0]
 
 
 def time_conv(budget: float, device: torch.device, json_out: dict) -> None:
@@ -469,12 +476,17 @@ def time_conv(budget: float, device: torch.device, json_out: dict) -> None:
     ink = glyphs.split_glyphs("background", 4, cfg.characters, cfg.hands)
     tasks = conv.GlyphTasks(ink, device)
     impls = {"ours": conv_ours, "loop": conv_loop, "vmap": conv_vmap}
-    print(f"\nconv net (maml-glyphs: {cfg.channels} channels, {cfg.inner_steps} inner steps, second order)")
+    head = "zero head, " if cfg.zero_head else ""
+    print(f"\nconv net (maml-glyphs: {cfg.channels} channels, {head}{cfg.inner_steps} inner steps, second order)")
     print(f"{'rounds':<11}{'ours ms':>9}{'loop ms':>9}{'vmap ms':>9}{'loop/ours':>11}{'vmap/ours':>11}")
     for ways in (5, 20):
         generator = torch.Generator().manual_seed(0)
-        theta = {n: p.to(device).requires_grad_(True)
-                 for n, p in conv.init_params(generator, cfg.channels).items()}
+        params = conv.init_params(generator, cfg.channels)
+        if cfg.zero_head:                  # as meta.conv.train: a zero head, not meta-learned
+            params["head.w"].zero_()
+            params["head.b"].zero_()
+        learned = tuple(n for n in params if not (cfg.zero_head and n.startswith("head.")))
+        theta = {n: p.to(device).requires_grad_(n in learned) for n, p in params.items()}
         num_tasks = conv.tasks_per_iteration(cfg, ways)
         # The three must compute the same meta-gradient; checked in float64: at
         # the registered inner rate (0.4) float32 rounding alone can flip a ReLU
@@ -482,19 +494,19 @@ def time_conv(budget: float, device: torch.device, json_out: dict) -> None:
         # of 0.15 in float32, 1e-16 in float64).
         check = tasks.sample(num_tasks, ways, generator, cfg.queries)
         check = conv.GlyphBatch(*[x.double() if x.is_floating_point() else x for x in check])
-        theta64 = {n: p.detach().double().requires_grad_(True) for n, p in theta.items()}
-        expected = torch.cat([g.reshape(-1) for g in conv_ours(theta64, check, cfg)])
+        theta64 = {n: p.detach().double().requires_grad_(n in learned) for n, p in theta.items()}
+        expected = torch.cat([g.reshape(-1) for g in conv_ours(theta64, check, cfg, learned)])
         for label, impl in impls.items():
-            got = torch.cat([g.reshape(-1) for g in impl(theta64, check, cfg)])
+            got = torch.cat([g.reshape(-1) for g in impl(theta64, check, cfg, learned)])
             if (got - expected).abs().max().item() > 1e-9 * max(1.0, expected.abs().max().item()):
                 raise SystemExit(f"conv {ways}-way: {label} disagrees with ours; not timing unequal work")
-        optimizer = torch.optim.Adam(list(theta.values()), lr=cfg.meta_lr)
+        optimizer = torch.optim.Adam([theta[n] for n in learned], lr=cfg.meta_lr)
         row = {}
         for label, impl in impls.items():
             def step():
                 batch = tasks.sample(num_tasks, ways, generator, cfg.queries)
-                for p, g in zip(theta.values(), impl(theta, batch, cfg)):
-                    p.grad = g
+                for n, g in zip(learned, impl(theta, batch, cfg, learned)):
+                    theta[n].grad = g
                 optimizer.step()
             step()
             _synchronize(device)
