@@ -439,7 +439,10 @@ CONV_PROFILES: dict[str, ConvProfile] = {
     # MAML's training 233 s (was 314), its evaluation 21 s and export 6 s,
     # the pretrained net's training 157 s, its rate choice 28 s,
     # evaluation and export 19 s. Weights the same to the bit, graphs
-    # byte-identical, metrics unchanged.
+    # byte-identical, metrics unchanged. A second run (--retrain; load 0.9-1.0
+    # through MAML's training, then another agent's jobs raised it to 6):
+    # 533 s, MAML's training 230 s, the pretrained net's 202 s (its last 200
+    # steps 39 s instead of ~10), the same files again.
     # The ~50 s saved below the aim of 540 s would pay for ~400 more
     # meta-iterations. 2,600 (probe, load 2-7): validation 94.4 / 82.2 against
     # 2,200's 94.2 / 82.2, paired on the same rounds +0.2 ± 0.8 / -0.05 ±
