@@ -469,7 +469,13 @@ CONV_PROFILES: dict[str, ConvProfile] = {
     # +3.0 ± 0.4. Adopted (CONV_MODELS): 20-way gains more than 5-way loses,
     # for no more time. MAML is now 17.4 points ahead of the pretrained net
     # at 20-way (68.0%), short of the 20, and 5-way is still tied
-    # (94.2%); the targets (97 / 90) stay out of reach.
+    # (94.2%); the targets (97 / 90) stay out of reach. A retrain of both
+    # with it (the conv stage alone, one thread, nice 15, load 2.2-2.9,
+    # /tmp/conv20/retrain.py): 474 s (489 s with the alternating schedule at
+    # load 2.0-2.6): MAML's training 206 s, its evaluation and export 21 s,
+    # the pretrained net's training 183 s and its choice, evaluation and
+    # export ~47 s; weights to the bit, graphs byte-identical and metrics the
+    # same as the committed files.
     "paper": ConvProfile(iterations=1_700, pretrain_iterations=3_000, alphabets=200, hands=10,
                          rotations=True, eval_tasks=1_000, validation_tasks=500, steps=2),
     "quick": ConvProfile(iterations=6, pretrain_iterations=3, alphabets=2, hands=3, rotations=True,
