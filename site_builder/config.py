@@ -476,7 +476,19 @@ CONV_PROFILES: dict[str, ConvProfile] = {
     # the pretrained net's training 183 s and its choice, evaluation and
     # export ~47 s; weights to the bit, graphs byte-identical and metrics the
     # same as the committed files.
-    "paper": ConvProfile(iterations=1_700, pretrain_iterations=3_000, alphabets=200, hands=10,
+    # More 20-way iterations: 2,400 instead of 1,700 (the cosine stretched
+    # with them; seed 0; trained in 312 s at nice 15, one thread, load 2.0-4.9
+    # beside the lead's CI, ~110 ms an iteration; /tmp/conv21/train.py),
+    # paired on the same rounds against the committed 1,700-iteration
+    # weights: validation (500 rounds per way) 94.6 / 87.7 against 93.6 /
+    # 85.9, paired +1.0 ± 0.7 / +1.9 ± 0.4 points; held-out (1,000) 94.7% ±
+    # 0.7 / 87.1% ± 0.9 against 93.5% / 85.4%, paired +1.2 ± 0.5 / +1.7 ±
+    # 0.3 (/tmp/conv21/paired.py, load 5.1-5.4). Adopted: 20-way gains more
+    # than a point on validation and 5-way gains too. MAML is now 19.1 points
+    # ahead of the pretrained net at 20-way (68.0%), still short of 20; the
+    # targets (97 / 90) stay out of reach. Expected retrain of both conv nets
+    # idle: ~500 s (420 s + 700 iterations x ~110 ms), within the 600 s.
+    "paper": ConvProfile(iterations=2_400, pretrain_iterations=3_000, alphabets=200, hands=10,
                          rotations=True, eval_tasks=1_000, validation_tasks=500, steps=2),
     "quick": ConvProfile(iterations=6, pretrain_iterations=3, alphabets=2, hands=3, rotations=True,
                          eval_tasks=20, validation_tasks=10, steps=2),
@@ -509,7 +521,7 @@ class ConvModelSpec:
 CONV_MODELS: dict[str, ConvModelSpec] = {m.name: m for m in (
     # Second-order MAML, the paper's Omniglot network narrowed to 32 channels
     # with stride-2 convolutions and no batch norm; meta-trained on 20-way
-    # 1-shot rounds only, 1,700 iterations of 8 tasks (it still adapts to
+    # 1-shot rounds only, 2,400 iterations of 8 tasks (it still adapts to
     # 5-way rounds; for the same training time as alternating 5-way and
     # 20-way rounds it scored 3.6 points more at 20-way and 0.6 fewer at
     # 5-way, within noise, on validation alphabets, measured above; the MAML
