@@ -6,6 +6,7 @@ tests/benchmarks/train_speed.py times them as baseline (a), except iMAML's:
 its reference solves a dense P x P system at every inner step (exact, and far
 more work than any iMAML would do), so the benchmark checks ours against it
 once and times a per-task loop of the N x N kernel form instead.
+``reference_conv_maml`` is the same for the quiz's conv net (meta/conv.py).
 """
 from __future__ import annotations
 
@@ -166,3 +167,24 @@ REFERENCES = {
     "reptile": reference_reptile,
     "imaml": lambda params, batch, cfg: reference_imaml(params, batch, cfg, exact_solve=False),
 }
+
+
+def reference_conv_maml(theta, batch, lr: float, steps: int, learned):
+    """Second-order MAML on the conv net one task at a time, differentiating
+    the whole net at every inner step (no zero-head shortcut): the meta-gradient
+    in the parameters named ``learned``, in that order."""
+    from meta import conv
+
+    T = batch.support.shape[0]
+    with torch.enable_grad():
+        total = 0.0
+        for i in range(T):
+            task = conv.GlyphBatch(*[x[i:i + 1] for x in batch])
+            phi = dict(theta)
+            for _ in range(steps):
+                phi = {n: p if p.requires_grad else p.detach().requires_grad_(True) for n, p in phi.items()}
+                loss = conv.task_loss(phi, task.support, task.support_labels, task.mask).sum()
+                grads = torch.autograd.grad(loss, list(phi.values()), create_graph=True)
+                phi = {n: p - lr * g for (n, p), g in zip(phi.items(), grads)}
+            total = total + conv.task_loss(phi, task.query, task.query_labels, task.mask).sum() / T
+        return list(torch.autograd.grad(total, [theta[n] for n in learned]))

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from meta import conv, conv_export
+from reference import reference_conv_maml
 from site_builder import conv_stage, glyphs
 from site_builder.check import check
 from site_builder.config import CONV_MODELS
@@ -159,23 +160,6 @@ def test_a_zero_head_stays_zero_and_its_meta_gradient_is_the_conv_blocks_part():
         conv.ConvConfig("pretrained", zero_head=True)
 
 
-def _every_block_every_step(theta, batch, lr, steps, learned):
-    """Second-order MAML one task at a time, differentiating the whole net at
-    every inner step (the reference for the zero head's shortcut)."""
-    total = 0.0
-    with torch.enable_grad():
-        for i in range(batch.support.shape[0]):
-            task = conv.GlyphBatch(*[x[i:i + 1] for x in batch])
-            phi = dict(theta)
-            for _ in range(steps):
-                phi = {n: p if p.requires_grad else p.detach().requires_grad_(True) for n, p in phi.items()}
-                loss = conv.task_loss(phi, task.support, task.support_labels, task.mask).sum()
-                grads = torch.autograd.grad(loss, list(phi.values()), create_graph=True)
-                phi = {n: p - lr * g for (n, p), g in zip(phi.items(), grads)}
-            total = total + conv.task_loss(phi, task.query, task.query_labels, task.mask).mean()
-        return torch.autograd.grad(total / batch.support.shape[0], [theta[n] for n in learned])
-
-
 def test_a_zero_heads_first_step_skips_the_blocks_without_changing_a_number():
     tasks = conv.GlyphTasks(glyphs.split_glyphs("background", 2, 20, 3))
     g = torch.Generator().manual_seed(3)
@@ -193,7 +177,7 @@ def test_a_zero_heads_first_step_skips_the_blocks_without_changing_a_number():
     # The meta-gradient (second order, 2 and 3 steps) is the whole net's at every step.
     for steps in (2, 3):
         ours, _ = conv.meta_gradient(theta, batch, 0.4, steps, learned=blocks)
-        expected = _every_block_every_step(theta, batch, 0.4, steps, blocks)
+        expected = reference_conv_maml(theta, batch, 0.4, steps, blocks)
         for a, b in zip(ours, expected):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
             assert float(a.abs().max()) > 0

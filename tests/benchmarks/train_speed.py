@@ -55,7 +55,7 @@ from meta.algorithms.imaml import KERNEL_SOLVE_STEPS, MIN_RAYLEIGH  # noqa: E402
 from meta.tasks import SINUSOID  # noqa: E402
 from meta.train import (DEVICES, TrainConfig, _outer_optimizer, flat_meta_gradient,  # noqa: E402
                         resolve_device)
-from reference import REFERENCES, flat, mlp, task_loss, unflat  # noqa: E402
+from reference import REFERENCES, flat, mlp, reference_conv_maml, task_loss, unflat  # noqa: E402
 from site_builder.config import MODELS, PROFILES  # noqa: E402
 
 
@@ -422,21 +422,7 @@ def check_agreement(name, implementations, cfg, device: torch.device) -> dict:
 #   vmap  torch.func: vmap over tasks of grad through the inner steps
 
 def conv_loop(theta, batch, cfg, learned):
-    from meta import conv
-
-    T = batch.support.shape[0]
-    with torch.enable_grad():
-        total = 0.0
-        for i in range(T):
-            task = conv.GlyphBatch(*[x[i:i + 1] for x in batch])
-            phi = dict(theta)
-            for _ in range(cfg.inner_steps):
-                phi = {n: p if p.requires_grad else p.detach().requires_grad_(True) for n, p in phi.items()}
-                loss = conv.task_loss(phi, task.support, task.support_labels, task.mask).sum()
-                grads = torch.autograd.grad(loss, list(phi.values()), create_graph=True)
-                phi = {n: p - cfg.inner_lr * g for (n, p), g in zip(phi.items(), grads)}
-            total = total + conv.task_loss(phi, task.query, task.query_labels, task.mask).sum() / T
-        return list(torch.autograd.grad(total, [theta[n] for n in learned]))
+    return reference_conv_maml(theta, batch, cfg.inner_lr, cfg.inner_steps, learned)
 
 
 def conv_vmap(theta, batch, cfg, learned):
