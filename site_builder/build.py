@@ -237,7 +237,10 @@ def _run_stages_in(options: BuildOptions, names: list[str],
         try:
             conv_entries, conv_ran = run_conv_stage(exported, options.repo_root, recorded,
                                                     options.profile, options.seed, options.device,
-                                                    options.retrain, names=conv_run, stages=conv_stages)
+                                                    options.retrain, names=conv_run, stages=conv_stages,
+                                                    jobs=options.jobs)
+        except BuildFailure as exc:                    # a worker's failure, naming its model
+            errors.append(str(exc))
         except Exception as exc:
             errors.append(_describe(", ".join(conv_names) or "conv nets", exc))
         else:

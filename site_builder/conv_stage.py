@@ -15,17 +15,28 @@ its file is gone or altered (``--retrain`` retrains).
   their _ci95, as fractions.
 * export: the adaptation graph (meta/conv_export.py). ``<name>.onnx``.
 
+With more than one job on the CPU, the models that must train run at once,
+each in a worker process with one torch thread (as this process: the files
+are the same to the bit); a worker returns its files and this process writes
+them, into the build's staging copy of exported/.
+
 Entries carry the contract's fields with the task family "glyphs".
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import atomic
+from .errors import BuildFailure
 from .hashing import file_sha256, inputs_hash, source_hashes
 from .stages import require_recorded_weights
 
@@ -53,11 +64,6 @@ def _intact(exported: Path, record: dict | None) -> bool:
         return False
     path = exported / record["file"]
     return path.is_file() and file_sha256(path) == record.get("sha256")
-
-
-def _write(exported: Path, file: str, data: bytes) -> dict:
-    atomic.write_bytes(exported / file, data)
-    return {"file": file, "sha256": file_sha256(exported / file)}
 
 
 def task_description(profile) -> dict:
@@ -137,83 +143,175 @@ def summary_metrics(evaluation: dict) -> dict:
     return metrics
 
 
+@dataclass(frozen=True)
+class ConvJob:
+    """One conv model's stages, as a worker process receives them (picklable)."""
+    name: str
+    exported: Path                 # read only: the files are returned, the caller writes them
+    recorded: dict                 # the manifest's entry, {} when none
+    profile: str
+    seed: int
+    device: str
+    retrain: bool
+    stages: tuple[str, ...]
+    code: dict                     # source hashes by stage ("train", "evaluate", "export")
+
+
+@dataclass
+class ConvOutcome:
+    name: str
+    entry: dict
+    ran: list[str]
+    files: dict[str, bytes]        # file name -> content, to write into the exported folder
+
+
+def _train_hash(job: ConvJob, spec, cfg, profile) -> str:
+    return inputs_hash(config=cfg.to_dict(), seed=job.seed, code=job.code["train"],
+                       adapt_lr=list(spec.adapt_lr) if isinstance(spec.adapt_lr, tuple)
+                       else spec.adapt_lr, validation=[profile.validation_tasks, profile.steps])
+
+
+def _must_train(job: ConvJob) -> bool:
+    from .config import CONV_MODELS, CONV_PROFILES
+
+    spec, profile = CONV_MODELS[job.name], CONV_PROFILES[job.profile]
+    cfg = spec.train_config(job.profile, job.seed)
+    return "train" in job.stages and (
+        job.retrain or (job.recorded.get("inputs") or {}).get("train") != _train_hash(job, spec, cfg, profile)
+        or not _intact(job.exported, job.recorded.get("weights")))
+
+
+def _record(file: str, data: bytes) -> dict:
+    return {"file": file, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def run_conv_job(job: ConvJob) -> ConvOutcome:
+    """Train, evaluate and export one conv model where stale, writing nothing:
+    the new files come back in the outcome (in a worker process or this one)."""
+    from .config import CONV_MODELS, CONV_PROFILES
+
+    spec, profile = CONV_MODELS[job.name], CONV_PROFILES[job.profile]
+    cfg = spec.train_config(job.profile, job.seed)
+    exported, old = job.exported, job.recorded
+    entry = {k: v for k, v in old.items()}
+    inputs = dict(entry.get("inputs") or {})
+    files, ran = {}, []
+    weights = f"{spec.name}.pt"
+    if _must_train(job):
+        checkpoint = _train(spec, cfg, profile, job.device)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        files[weights] = buffer.getvalue()
+        entry["weights"] = _record(weights, files[weights])
+        inputs["train"] = _train_hash(job, spec, cfg, profile)
+        ran.append(f"{spec.name}: train")
+    else:
+        if "train" not in job.stages:          # with "train", _must_train has just checked them
+            require_recorded_weights(spec.name, exported / weights, entry.get("weights"))
+        checkpoint = torch.load(exported / weights, map_location="cpu", weights_only=True)
+    params, inner_lr = checkpoint["params"], float(checkpoint["inner_lr"])
+    weights_sha = entry["weights"]["sha256"]
+
+    eval_hash = inputs_hash(weights=weights_sha, inner_lr=inner_lr, tasks=profile.eval_tasks,
+                            steps=profile.steps, seed=EVAL_SEED, code=job.code["evaluate"])
+    results = f"{spec.name}.results.json"
+    if "evaluate" in job.stages and (inputs.get("evaluate") != eval_hash
+                                     or not _intact(exported, old.get("results"))):
+        log.info("%s: evaluating on %d held-out rounds per way", spec.name, profile.eval_tasks)
+        evaluation = evaluate(params, inner_lr, profile.eval_tasks, profile.steps)
+        data = {"name": spec.name, "algorithm": spec.algorithm, "train": checkpoint["config"],
+                "training": {k: checkpoint[k] for k in ("seconds", "device", "torch", "history")},
+                "selection": checkpoint.get("selection"), "inner_lr": inner_lr,
+                "evaluation": evaluation}
+        files[results] = atomic.dumps_json(data).encode("utf-8")
+        entry["results"] = _record(results, files[results])
+        entry["metrics"] = summary_metrics(evaluation)
+        inputs["evaluate"] = eval_hash
+        ran.append(f"{spec.name}: evaluate")
+
+    export_hash = inputs_hash(weights=weights_sha, steps=profile.steps, code=job.code["export"])
+    onnx = f"{spec.name}.onnx"
+    if "export" in job.stages and (inputs.get("export") != export_hash or not _intact(
+            exported, {"file": old.get("file"), "sha256": old.get("sha256")})):
+        from meta.conv_export import build_onnx_model
+
+        log.info("%s: exporting the ONNX adaptation graph (%d steps)", spec.name, profile.steps)
+        # The bytes meta.export.write_model would write.
+        files[onnx] = build_onnx_model(params, profile.steps).SerializeToString(deterministic=True)
+        entry["sha256"] = _record(onnx, files[onnx])["sha256"]
+        inputs["export"] = export_hash
+        ran.append(f"{spec.name}: export")
+    from meta.conv_export import SIGNATURE
+
+    entry.update(name=spec.name, algorithm=spec.algorithm, task=task_description(profile),
+                 file=onnx, inner_lr=inner_lr, steps=profile.steps, train=checkpoint["config"],
+                 graph=SIGNATURE, inputs=inputs,
+                 training={k: checkpoint[k] for k in ("seconds", "device", "torch")})
+    if checkpoint.get("selection"):
+        entry["selection"] = checkpoint["selection"]
+    return ConvOutcome(spec.name, entry, ran, files)
+
+
+def _run_concurrently(jobs: list[ConvJob], workers: int) -> list[ConvOutcome]:
+    """run_conv_job for each job in its own worker process, set up as the
+    sinusoid models' (one torch thread, so the files are the same to the bit
+    as this process's; the build's log format). The first failure stops the
+    others and is raised as a BuildFailure naming its model."""
+    from .build import _init_worker, _terminate_workers
+
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(log.getEffectiveLevel(),))
+    outcomes = []
+    try:
+        futures = {pool.submit(run_conv_job, job): job.name for job in jobs}
+        for future in as_completed(futures):
+            name = futures[future]
+            try:
+                outcomes.append(future.result())
+            except BrokenProcessPool:
+                raise BuildFailure(f"{name}: its worker process died (out of memory? killed?)") from None
+            except Exception as exc:
+                raise BuildFailure(f"{name}: {type(exc).__name__}: {exc}") from exc
+    except BaseException:
+        # A failure, Ctrl+C or SIGTERM: stop the other workers rather than wait for them.
+        _terminate_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return sorted(outcomes, key=lambda o: [job.name for job in jobs].index(o.name))
+
+
 def run_conv_stage(exported: Path, repo_root: Path, recorded: dict[str, dict], profile_name: str,
                    seed: int, device: str, retrain: bool, names=None,
-                   stages=("train", "evaluate", "export")) -> tuple[dict[str, dict], list[str]]:
+                   stages=("train", "evaluate", "export"), jobs: int = 1
+                   ) -> tuple[dict[str, dict], list[str]]:
     """Train, evaluate and export every conv model where stale. Returns the new
     manifest entries by name and the stages that ran ("name: stage").
     ``names``/``stages``: only those models and stages (`maml-site train maml-glyphs`);
-    a stage left out keeps its recorded file, hash and metrics."""
-    from .config import CONV_MODELS, CONV_PROFILES
+    a stage left out keeps its recorded file, hash and metrics.
+    ``jobs`` > 1 on the CPU: models that must train do so at once, each in a
+    worker process (the files are the same as with one job); on a GPU they
+    train in turn here (seconds each; a worker would only add CUDA's start)."""
+    from meta.train import resolve_device
 
-    profile = CONV_PROFILES[profile_name]
-    entries, ran = {}, []
-    train_code = source_hashes(repo_root, TRAIN_SOURCES)
-    eval_code = source_hashes(repo_root, EVAL_SOURCES)
-    export_code = source_hashes(repo_root, EXPORT_SOURCES)
-    for spec in CONV_MODELS.values():
-        if names is not None and spec.name not in names:
-            continue
-        cfg = spec.train_config(profile_name, seed)
-        old = recorded.get(spec.name, {})
-        entry = {k: v for k, v in old.items()}
-        inputs = dict(entry.get("inputs") or {})
-        train_hash = inputs_hash(config=cfg.to_dict(), seed=seed, code=train_code,
-                                 adapt_lr=list(spec.adapt_lr) if isinstance(spec.adapt_lr, tuple)
-                                 else spec.adapt_lr, validation=[profile.validation_tasks, profile.steps])
-        weights = f"{spec.name}.pt"
-        if "train" in stages and (retrain or inputs.get("train") != train_hash
-                                  or not _intact(exported, old.get("weights"))):
-            checkpoint = _train(spec, cfg, profile, device)
-            buffer = io.BytesIO()
-            torch.save(checkpoint, buffer)
-            entry["weights"] = _write(exported, weights, buffer.getvalue())
-            inputs["train"] = train_hash
-            ran.append(f"{spec.name}: train")
-        else:
-            if "train" not in stages:          # with "train", _intact has just checked them
-                require_recorded_weights(spec.name, exported / weights, entry.get("weights"))
-            checkpoint = torch.load(exported / weights, map_location="cpu", weights_only=True)
-        params, inner_lr = checkpoint["params"], float(checkpoint["inner_lr"])
-        weights_sha = entry["weights"]["sha256"]
+    from .config import CONV_MODELS
 
-        eval_hash = inputs_hash(weights=weights_sha, inner_lr=inner_lr, tasks=profile.eval_tasks,
-                                steps=profile.steps, seed=EVAL_SEED, code=eval_code)
-        results = f"{spec.name}.results.json"
-        if "evaluate" in stages and (inputs.get("evaluate") != eval_hash
-                                     or not _intact(exported, old.get("results"))):
-            log.info("%s: evaluating on %d held-out rounds per way", spec.name, profile.eval_tasks)
-            evaluation = evaluate(params, inner_lr, profile.eval_tasks, profile.steps)
-            data = {"name": spec.name, "algorithm": spec.algorithm, "train": checkpoint["config"],
-                    "training": {k: checkpoint[k] for k in ("seconds", "device", "torch", "history")},
-                    "selection": checkpoint.get("selection"), "inner_lr": inner_lr,
-                    "evaluation": evaluation}
-            entry["results"] = _write(exported, results, atomic.dumps_json(data).encode("utf-8"))
-            entry["metrics"] = summary_metrics(evaluation)
-            inputs["evaluate"] = eval_hash
-            ran.append(f"{spec.name}: evaluate")
-
-        export_hash = inputs_hash(weights=weights_sha, steps=profile.steps, code=export_code)
-        onnx = f"{spec.name}.onnx"
-        if "export" in stages and (inputs.get("export") != export_hash or not _intact(
-                exported, {"file": old.get("file"), "sha256": old.get("sha256")})):
-            from meta.conv_export import export_conv
-
-            log.info("%s: exporting the ONNX adaptation graph (%d steps)", spec.name, profile.steps)
-            export_conv(params, exported / onnx, profile.steps)
-            entry["sha256"] = file_sha256(exported / onnx)
-            inputs["export"] = export_hash
-            ran.append(f"{spec.name}: export")
-        from meta.conv_export import SIGNATURE
-
-        entry.update(name=spec.name, algorithm=spec.algorithm, task=task_description(profile),
-                     file=onnx, inner_lr=inner_lr, steps=profile.steps, train=checkpoint["config"],
-                     graph=SIGNATURE, inputs=inputs,
-                     training={k: checkpoint[k] for k in ("seconds", "device", "torch")})
-        if checkpoint.get("selection"):
-            entry["selection"] = checkpoint["selection"]
-        entries[spec.name] = entry
-    return entries, ran
+    code = {"train": source_hashes(repo_root, TRAIN_SOURCES),
+            "evaluate": source_hashes(repo_root, EVAL_SOURCES),
+            "export": source_hashes(repo_root, EXPORT_SOURCES)}
+    todo = [ConvJob(name, exported, recorded.get(name, {}), profile_name, seed, device, retrain,
+                    tuple(stages), code)
+            for name in CONV_MODELS if names is None or name in names]
+    concurrent = (jobs > 1 and resolve_device(device).type == "cpu"
+                  and sum(_must_train(job) for job in todo) > 1)
+    outcomes = (_run_concurrently(todo, jobs) if concurrent
+                else [run_conv_job(job) for job in todo])
+    # This process writes every file (atomically, into the build's staging copy).
+    for outcome in outcomes:
+        for file, data in outcome.files.items():
+            atomic.write_bytes(exported / file, data)
+    return ({o.name: o.entry for o in outcomes}, [r for o in outcomes for r in o.ran])
 
 
 # ------------------------------------------------------------ maml-site check

@@ -326,3 +326,57 @@ def test_the_conv_stage_does_nothing_when_its_inputs_are_unchanged(quick_build):
                                        entries, "quick", 0, "cpu", False)
     assert ran == []
     assert before == {p.name: p.stat().st_mtime_ns for p in quick_build.exported.glob("*-glyphs.*")}
+
+
+def test_with_two_jobs_the_conv_nets_train_at_once_in_workers_and_give_the_same_files(monkeypatch, tmp_path):
+    """The build trains the two nets in worker processes when it may use two
+    jobs on the CPU: their weights (tensor for tensor), rate choices and
+    held-out scores must be a one-process build's. (The graph is a function
+    of the weights; the export stage is left out to keep this test fast, and
+    quick_build, on two jobs where there are two cores, exports in workers
+    and passes the parity check above.)"""
+    root = conv_stage.Path(__file__).parents[1]
+    stages = ("train", "evaluate")
+    concurrent = []
+    real = conv_stage._run_concurrently
+
+    def spy(jobs, workers):
+        concurrent.append([job.name for job in jobs])
+        return real(jobs, workers)
+
+    monkeypatch.setattr(conv_stage, "_run_concurrently", spy)
+    built = {}
+    for jobs in (1, 2):
+        exported = tmp_path / f"jobs{jobs}"
+        entries, ran = conv_stage.run_conv_stage(exported, root, {}, "quick", 0, "cpu", False,
+                                                 stages=stages, jobs=jobs)
+        assert sorted(ran) == sorted(f"{n}: {s}" for n in CONV_MODELS for s in stages)
+        built[jobs] = exported, entries
+    assert concurrent == [list(CONV_MODELS)]           # only the 2-job run used workers
+    (one, one_entries), (two, two_entries) = built[1], built[2]
+    for name in CONV_MODELS:
+        a = torch.load(one / f"{name}.pt", weights_only=True)
+        b = torch.load(two / f"{name}.pt", weights_only=True)
+        assert a["params"].keys() == b["params"].keys()
+        for key in a["params"]:
+            assert torch.equal(a["params"][key], b["params"][key]), (name, key)
+        assert a["inner_lr"] == b["inner_lr"] and a["selection"] == b["selection"]
+        assert one_entries[name]["metrics"] == two_entries[name]["metrics"]
+        results = [json.loads((d / f"{name}.results.json").read_text()) for d in (one, two)]
+        assert results[0]["evaluation"] == results[1]["evaluation"]
+        # Each file is the one its entry records (written by this process).
+        for record in (two_entries[name]["weights"], two_entries[name]["results"]):
+            assert conv_stage.file_sha256(two / record["file"]) == record["sha256"]
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+
+
+def test_a_failing_worker_is_a_build_error_that_names_its_model(tmp_path):
+    root = conv_stage.Path(__file__).parents[1]
+    code = {"train": "", "evaluate": "", "export": ""}
+    good = conv_stage.ConvJob("maml-glyphs", tmp_path, {}, "quick", 0, "cpu", True,
+                              ("train", "evaluate", "export"), code)
+    bad = conv_stage.ConvJob("pretrained-glyphs", tmp_path, {}, "no-such-profile", 0, "cpu", True,
+                             ("train", "evaluate", "export"), code)
+    with pytest.raises(BuildFailure, match=r"^pretrained-glyphs: KeyError: 'no-such-profile'"):
+        conv_stage._run_concurrently([good, bad], 2)
+    assert not list(tmp_path.iterdir()) and root.is_dir()   # the workers wrote nothing
