@@ -328,6 +328,17 @@ def with_rotations(ink: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([np.rot90(ink, k, axes=(-2, -1)) for k in range(4)]))
 
 
+def starting_params(cfg: ConvConfig, generator: torch.Generator,
+                    outputs: int = HEAD) -> tuple[Params, tuple[str, ...]]:
+    """θ before training (init_params; with ``cfg.zero_head`` a head of zeros)
+    and the names of the parameters training learns (not that head)."""
+    params = init_params(generator, cfg.channels, outputs)
+    if cfg.zero_head:
+        params["head.w"].zero_()
+        params["head.b"].zero_()
+    return params, tuple(n for n in params if not (cfg.zero_head and n.startswith("head.")))
+
+
 def train(cfg: ConvConfig, ink: np.ndarray, device: str = "auto",
           log: Callable[[str], None] | None = None,
           on_log: Callable[[int, Params], None] | None = None) -> TrainResult:
@@ -341,11 +352,7 @@ def train(cfg: ConvConfig, ink: np.ndarray, device: str = "auto",
         ink = with_rotations(ink)
     generator = torch.Generator().manual_seed(cfg.seed)
     classes = ink.shape[0] * ink.shape[1]
-    params = init_params(generator, cfg.channels, classes if cfg.algorithm == "pretrained" else HEAD)
-    if cfg.zero_head:
-        params["head.w"].zero_()
-        params["head.b"].zero_()
-    learned = tuple(n for n in params if not (cfg.zero_head and n.startswith("head.")))
+    params, learned = starting_params(cfg, generator, classes if cfg.algorithm == "pretrained" else HEAD)
     params = {n: p.to(dev).requires_grad_(n in learned) for n, p in params.items()}
     optimizer = torch.optim.Adam([params[n] for n in learned], lr=cfg.meta_lr)
     tasks = GlyphTasks(ink, dev)

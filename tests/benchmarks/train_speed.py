@@ -467,11 +467,7 @@ def time_conv(budget: float, device: torch.device, json_out: dict) -> None:
     print(f"{'rounds':<11}{'ours ms':>9}{'loop ms':>9}{'vmap ms':>9}{'loop/ours':>11}{'vmap/ours':>11}")
     for ways in (5, 20):
         generator = torch.Generator().manual_seed(0)
-        params = conv.init_params(generator, cfg.channels)
-        if cfg.zero_head:                  # as meta.conv.train: a zero head, not meta-learned
-            params["head.w"].zero_()
-            params["head.b"].zero_()
-        learned = tuple(n for n in params if not (cfg.zero_head and n.startswith("head.")))
+        params, learned = conv.starting_params(cfg, generator)   # as meta.conv.train
         theta = {n: p.to(device).requires_grad_(n in learned) for n, p in params.items()}
         num_tasks = conv.tasks_per_iteration(cfg, ways)
         # The three must compute the same meta-gradient; checked in float64: at
