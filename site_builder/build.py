@@ -94,13 +94,17 @@ def _run_in_process(jobs: list[ModelJob]) -> tuple[list[ModelOutcome], list[str]
     return outcomes, errors
 
 
-def _run_in_workers(jobs: list[ModelJob], workers: int) -> tuple[list[ModelOutcome], list[str]]:
+def _run_in_workers(run, jobs: list, workers: int, stop_at_first: bool = False) -> tuple[list, list[str]]:
+    """``run(job)`` for each job (anything with a ``name``, picklable) in worker
+    processes with one torch thread and the build's log format. Returns the
+    outcomes and one error line per failed job, naming it. ``stop_at_first``:
+    the first failure stops the other workers instead of waiting for them."""
     outcomes, errors = [], []
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
                                mp_context=multiprocessing.get_context("spawn"),  # fork + torch threads can deadlock
                                initializer=_init_worker, initargs=(log.getEffectiveLevel(),))
     try:
-        futures = {pool.submit(run_model, job): job.name for job in jobs}
+        futures = {pool.submit(run, job): job.name for job in jobs}
         for future in as_completed(futures):
             try:
                 outcomes.append(future.result())
@@ -110,6 +114,9 @@ def _run_in_workers(jobs: list[ModelJob], workers: int) -> tuple[list[ModelOutco
                 errors.append(f"{futures[future]}: its worker process died (out of memory? killed?)")
             except Exception as exc:
                 errors.append(_describe(futures[future], exc))
+            if errors and stop_at_first:
+                _terminate_workers(pool)
+                break
     except BaseException:
         # Interrupted (Ctrl+C, SIGTERM): stop the workers rather than wait for them.
         _terminate_workers(pool)
@@ -194,7 +201,7 @@ def _run_stages_in(options: BuildOptions, names: list[str],
     if len(busy) > 1:
         # One progress bar per terminal: parallel workers log plain lines instead.
         busy = [replace(job, progress=False) for job in busy]
-        outcomes, errors = _run_in_workers(busy, options.jobs)
+        outcomes, errors = _run_in_workers(run_model, busy, options.jobs)
         more, more_errors = _run_in_process(idle)
         outcomes, errors = outcomes + more, errors + more_errors
     else:

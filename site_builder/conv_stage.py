@@ -27,9 +27,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,33 +250,17 @@ def run_conv_job(job: ConvJob) -> ConvOutcome:
 
 
 def _run_concurrently(jobs: list[ConvJob], workers: int) -> list[ConvOutcome]:
-    """run_conv_job for each job in its own worker process, set up as the
-    sinusoid models' (one torch thread, so the files are the same to the bit
-    as this process's; the build's log format). The first failure stops the
-    others and is raised as a BuildFailure naming its model."""
-    from .build import _init_worker, _terminate_workers
+    """run_conv_job for each job in its own worker process, as the build runs
+    the sinusoid models (one torch thread, so the files are the same to the
+    bit as this process's). The first failure stops the others and is raised
+    as a BuildFailure naming its model."""
+    from .build import _run_in_workers
 
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(log.getEffectiveLevel(),))
-    outcomes = []
-    try:
-        futures = {pool.submit(run_conv_job, job): job.name for job in jobs}
-        for future in as_completed(futures):
-            name = futures[future]
-            try:
-                outcomes.append(future.result())
-            except BrokenProcessPool:
-                raise BuildFailure(f"{name}: its worker process died (out of memory? killed?)") from None
-            except Exception as exc:
-                raise BuildFailure(f"{name}: {type(exc).__name__}: {exc}") from exc
-    except BaseException:
-        # A failure, Ctrl+C or SIGTERM: stop the other workers rather than wait for them.
-        _terminate_workers(pool)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    return sorted(outcomes, key=lambda o: [job.name for job in jobs].index(o.name))
+    outcomes, errors = _run_in_workers(run_conv_job, jobs, workers, stop_at_first=True)
+    if errors:
+        raise BuildFailure("; ".join(errors))
+    order = {job.name: i for i, job in enumerate(jobs)}
+    return sorted(outcomes, key=lambda o: order[o.name])
 
 
 def run_conv_stage(exported: Path, repo_root: Path, recorded: dict[str, dict], profile_name: str,
