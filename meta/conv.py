@@ -5,7 +5,10 @@ this data and this CPU: four blocks of a 3×3 convolution (stride 2 instead of
 a max-pool, which was 15× slower here) and a ReLU, no batch norm (the batch's
 statistics would make a query's answer depend on the other queries), then one
 linear layer to ``HEAD`` = 20 class scores. 28×28 grayscale in, ink = 1:
-28 → 14 → 7 → 4 → 2, so ``CHANNELS``·2·2 features.
+28 → 14 → 7 → 4 → 2, so (last block's channels)·2·2 features. A block's
+width is ``channels``: one number for every block, or one per block (the
+quiz's nets widen the two small late blocks, which cost little: their
+outputs are 4×4 and 2×2).
 
 An N-way task uses the first N outputs: the classes that no support label
 names are masked out of the softmax (their probability is exactly 0), in
@@ -52,16 +55,27 @@ def param_names(blocks: int = BLOCKS) -> tuple[str, ...]:
     return tuple(n for i in range(1, blocks + 1) for n in (f"conv{i}.w", f"conv{i}.b")) + ("head.w", "head.b")
 
 
-def init_params(generator: torch.Generator, channels: int = CHANNELS, outputs: int = HEAD) -> Params:
+def block_widths(channels: int | tuple[int, ...]) -> tuple[int, ...]:
+    """The output channels of each block: one width for all, or one per block."""
+    widths = (channels,) * BLOCKS if isinstance(channels, int) else tuple(channels)
+    if (len(widths) != BLOCKS
+            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in widths)):
+        raise ValueError(f"channels must be a positive integer or {BLOCKS} of them (one per "
+                         f"block), got {channels!r}")
+    return widths
+
+
+def init_params(generator: torch.Generator, channels: int | tuple[int, ...] = CHANNELS,
+                outputs: int = HEAD) -> Params:
     """He-uniform convolutions (ReLU), zero biases; the head as PyTorch's Linear."""
     params: Params = {}
     fan = 1
-    for i in range(1, BLOCKS + 1):
+    for i, width in enumerate(block_widths(channels), 1):
         bound = math.sqrt(6.0 / (fan * 9))
-        params[f"conv{i}.w"] = (torch.rand(channels, fan, 3, 3, generator=generator) * 2 - 1) * bound
-        params[f"conv{i}.b"] = torch.zeros(channels)
-        fan = channels
-    features = channels * SPATIAL[-1] ** 2
+        params[f"conv{i}.w"] = (torch.rand(width, fan, 3, 3, generator=generator) * 2 - 1) * bound
+        params[f"conv{i}.b"] = torch.zeros(width)
+        fan = width
+    features = fan * SPATIAL[-1] ** 2
     bound = 1.0 / math.sqrt(features)
     params["head.w"] = (torch.rand(features, outputs, generator=generator) * 2 - 1) * bound
     params["head.b"] = (torch.rand(outputs, generator=generator) * 2 - 1) * bound
@@ -233,7 +247,7 @@ class ConvConfig:
     meta_lr: float = 1e-3
     #: "constant", or "cosine": the meta rate falls from meta_lr to 0 along half a cosine.
     schedule: str = "constant"
-    channels: int = CHANNELS
+    channels: int | tuple[int, ...] = CHANNELS   # per block, or one for all (block_widths)
     batch_size: int = 128               # drawings per step (pretrained)
     alphabets: int = 40                 # background alphabets
     characters: int = 20
@@ -253,7 +267,8 @@ class ConvConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; allowed: constant, cosine")
         if self.algorithm not in ("maml", "fomaml", "pretrained"):
             raise ValueError(f"unknown conv algorithm {self.algorithm!r}; allowed: maml, fomaml, pretrained")
-        for name in ("iterations", "meta_batch_size", "queries", "channels", "batch_size",
+        block_widths(self.channels)
+        for name in ("iterations", "meta_batch_size", "queries", "batch_size",
                      "alphabets", "characters", "hands", "log_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -274,11 +289,15 @@ class ConvConfig:
         import dataclasses
         d = dataclasses.asdict(self)
         d["ways"] = list(self.ways)
+        if not isinstance(self.channels, int):
+            d["channels"] = list(self.channels)
         return d
 
     @classmethod
     def from_dict(cls, data: dict) -> "ConvConfig":
-        return cls(**{**data, "ways": tuple(data["ways"])})
+        channels = data.get("channels", CHANNELS)
+        return cls(**{**data, "ways": tuple(data["ways"]),
+                      "channels": channels if isinstance(channels, int) else tuple(channels)})
 
 
 # --8<-- [start:meta_gradient]

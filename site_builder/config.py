@@ -515,11 +515,42 @@ CONV_PROFILES: dict[str, ConvProfile] = {
     # its own worker meanwhile. Held-out: MAML 96.1% ± 0.6 / 91.7% ± 0.8,
     # 23.7 points over the pretrained net at 20-way (68.0%): the 20-way
     # targets are met; 5-way stays short of 97 (the pretrained net 94.2%).
-    "paper": ConvProfile(iterations=4_000, pretrain_iterations=3_000, alphabets=200, hands=10,
+    # Wider late blocks (2026-12-01): 32, 32, 64, 64 channels
+    # instead of 32 in every block. The 4x4 and 2x2 blocks cost little (a
+    # meta-iteration 1.21x, one thread, side by side with 32 throughout in one
+    # run; 32-32-32-64 ~1.05x, 32-32-64-96 1.33x, 32-48-64-64 1.52x), and the
+    # features double to 256. MAML, 20-way, seed 0, the rest as adopted
+    # above; validation (500 rounds per way) and held-out (1,000), paired on
+    # the same rounds against the committed 32-channel 4,000:
+    #   widths       iterations  val          paired          held-out
+    #   32 x 4       4,000       95.3 / 92.4                  96.1% / 91.7%
+    #   32-32-32-64  4,000       97.0 / 93.5  +1.7 / +1.1     97.1% / 92.8%
+    #   32-32-64-64  4,000       97.5 / 94.5  +2.2 / +2.1     97.6% / 95.1%
+    #   32-32-64-64  3,300       96.9 / 93.7  +1.6 / +1.3     97.0% / 94.6%
+    # (paired ± 0.8 / ± 0.6 on validation). A 5-way-only MAML (32 x 4, 4,500
+    # iterations of 16 rounds, 312 s) scored 95.3 / 79.4 on validation: the
+    # 5-way gap was the network's, not the schedule's; the 20-way net scores
+    # 95.6% at 5-way on its own background alphabets too (it underfits, it does
+    # not overfit). Adopted 32-32-64-64, the best on validation, for both nets
+    # (the pretrained net is the same network, so that the quiz compares
+    # training, not size), at 3,300 iterations: 4,000 x 1.21 would take the
+    # stage past the 10 minutes. The pretrained net gains more from the
+    # 256 features than MAML (its joint head scores 16,000 classes): at
+    # 32-32-64-64, validation at 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4:
+    # 94.2 / 72.4, 95.8 / 74.8, 90.4 / 81.6, 89.8 / 86.1, 91.8 / 72.6,
+    # 90.5 / 58.3, 89.6 / 52.3, so the rule picks 0.1: held-out 89.9% /
+    # 86.4% (32 x 4: 94.2% / 68.0% at 0.02). MAML's lead at 20-way falls from
+    # 23.7 points to about 8; it leads at 5-way too (it was tied). The
+    # candidates now include 0.2, so that the chosen rate is not the largest.
+    "paper": ConvProfile(iterations=3_300, pretrain_iterations=3_000, alphabets=200, hands=10,
                          rotations=True, eval_tasks=1_000, validation_tasks=500, steps=2),
     "quick": ConvProfile(iterations=6, pretrain_iterations=3, alphabets=2, hands=3, rotations=True,
                          eval_tasks=20, validation_tasks=10, steps=2),
 }
+
+
+#: Output channels of the four conv blocks, both nets (measured above).
+CONV_CHANNELS = (32, 32, 64, 64)
 
 
 def conv_config(algorithm: str, profile: str, seed: int, **overrides):
@@ -527,7 +558,8 @@ def conv_config(algorithm: str, profile: str, seed: int, **overrides):
 
     p = CONV_PROFILES[profile]
     settings = dict(algorithm=algorithm, iterations=p.iterations, alphabets=p.alphabets,
-                    hands=p.hands, rotations=p.rotations, seed=seed, log_every=min(100, p.iterations))
+                    hands=p.hands, rotations=p.rotations, channels=CONV_CHANNELS, seed=seed,
+                    log_every=min(100, p.iterations))
     settings.update(overrides)
     return ConvConfig(**settings)
 
@@ -546,11 +578,11 @@ class ConvModelSpec:
 
 
 CONV_MODELS: dict[str, ConvModelSpec] = {m.name: m for m in (
-    # Second-order MAML, the paper's Omniglot network narrowed to 32 channels
-    # with stride-2 convolutions and no batch norm; meta-trained on 20-way
-    # 1-shot rounds only, 4,000 iterations of 8 tasks (the time the
-    # pretrained net's training beside it, in another worker, leaves: 4.7
-    # points more at 20-way than 2,400 on validation, measured above; it still adapts to
+    # Second-order MAML, the paper's Omniglot network narrowed to 32, 32, 64
+    # and 64 channels (CONV_CHANNELS), with stride-2 convolutions and no
+    # batch norm; meta-trained on 20-way 1-shot rounds only, 3,300
+    # iterations of 8 tasks (the time the pretrained net's training beside
+    # it, in another worker, leaves; measured above; it still adapts to
     # 5-way rounds; for the same training time as alternating 5-way and
     # 20-way rounds it scored 3.6 points more at 20-way and 0.6 fewer at
     # 5-way, within noise, on validation alphabets, measured above; the MAML
@@ -570,5 +602,5 @@ CONV_MODELS: dict[str, ConvModelSpec] = {m.name: m for m in (
                   lambda profile, seed: conv_config(
                       "pretrained", profile, seed, batch_size=128,
                       iterations=CONV_PROFILES[profile].pretrain_iterations),
-                  adapt_lr=(0.01, 0.02, 0.05, 0.1)),
+                  adapt_lr=(0.01, 0.02, 0.05, 0.1, 0.2)),
 )}

@@ -217,6 +217,28 @@ def test_bad_conv_settings_are_one_clear_error():
         conv.ConvConfig("reptile")
     with pytest.raises(ValueError, match="unknown schedule 'step'; allowed: constant, cosine"):
         conv.ConvConfig("maml", schedule="step")
+    with pytest.raises(ValueError, match=r"channels must be a positive integer or 4 of them \(one per "
+                                         r"block\), got \(32, 64\)"):
+        conv.ConvConfig("maml", channels=(32, 64))
+    with pytest.raises(ValueError, match="channels must be a positive integer or 4 of them"):
+        conv.ConvConfig("maml", channels=0)
+
+
+def test_each_block_can_have_its_own_width_and_the_config_keeps_it():
+    params = conv.init_params(torch.Generator().manual_seed(0), channels=(4, 6, 8, 10))
+    assert [params[f"conv{i}.w"].shape[:2] for i in range(1, 5)] == [(4, 1), (6, 4), (8, 6), (10, 8)]
+    assert params["head.w"].shape == (10 * 2 * 2, conv.HEAD)
+    images = torch.rand(3, 5, conv.SIZE, conv.SIZE)
+    assert conv.logits(params, images).shape == (3, 5, conv.HEAD)
+    assert conv.logits(conv.per_task(params, 3), images).shape == (3, 5, conv.HEAD)
+    # One number is every block's width, drawn exactly as the same number per block.
+    one = conv.init_params(torch.Generator().manual_seed(0), channels=8)
+    four = conv.init_params(torch.Generator().manual_seed(0), channels=(8, 8, 8, 8))
+    assert all(torch.equal(one[n], four[n]) for n in one)
+    cfg = conv.ConvConfig("maml", channels=(32, 32, 64, 64))
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert data["channels"] == [32, 32, 64, 64] and conv.ConvConfig.from_dict(data) == cfg
+    assert conv.ConvConfig("maml", channels=32).to_dict()["channels"] == 32
 
 
 def test_a_cosine_schedule_takes_the_meta_rate_from_meta_lr_to_nearly_zero(monkeypatch):
@@ -239,7 +261,9 @@ def test_a_cosine_schedule_takes_the_meta_rate_from_meta_lr_to_nearly_zero(monke
 
 @pytest.fixture(scope="module")
 def params():
-    return conv.init_params(torch.Generator().manual_seed(3), channels=8)
+    # A width per block, so that the graph's hand-written backward is checked
+    # where the blocks differ (the quiz's nets widen their last two).
+    return conv.init_params(torch.Generator().manual_seed(3), channels=(6, 8, 12, 16))
 
 
 def test_hand_written_backward_matches_autograd(params):

@@ -463,7 +463,8 @@ def time_conv(budget: float, device: torch.device, json_out: dict) -> None:
     tasks = conv.GlyphTasks(ink, device)
     impls = {"ours": conv_ours, "loop": conv_loop, "vmap": conv_vmap}
     head = "zero head, " if cfg.zero_head else ""
-    print(f"\nconv net (maml-glyphs: {cfg.channels} channels, {head}{cfg.inner_steps} inner steps, second order)")
+    widths = "-".join(str(c) for c in conv.block_widths(cfg.channels))
+    print(f"\nconv net (maml-glyphs: {widths} channels, {head}{cfg.inner_steps} inner steps, second order)")
     print(f"{'rounds':<11}{'ours ms':>9}{'loop ms':>9}{'vmap ms':>9}{'loop/ours':>11}{'vmap/ours':>11}")
     for ways in (5, 20):
         generator = torch.Generator().manual_seed(0)
