@@ -23,7 +23,7 @@ KEYS = {
     "finn2017", "nichol2018", "rajeswaran2019", "li2017", "antoniou2019", "zintgraf2019",
     "raghu2020", "lake2015", "koch2015", "vinyals2016", "snell2017", "santoro2016", "ravi2017",
     "sung2018", "mishra2018", "schmidhuber1987", "thrun1998", "hochreiter2001",
-    "pearlmutter1994", "nocedal2006", "hospedales2021", "lee2019",
+    "pearlmutter1994", "nocedal2006", "hospedales2021", "lee2019", "chen2019",
 }
 
 
@@ -120,7 +120,7 @@ def test_a_bad_bib_file_fails_naming_the_file_and_the_entry(tmp_path):
     with pytest.raises(BuildFailure, match=r"missing\.bib: cannot read the bibliography"):
         references(tmp_path / "missing.bib")
     with pytest.raises(BuildFailure, match=r"unknown reference nope; .*references\.bib has: "
-                                           r"antoniou2019, finn2017"):
+                                           r"antoniou2019, chen2019, finn2017"):
         bibliography.reference("nope")
 
 
@@ -186,8 +186,9 @@ def test_the_bibliography_lists_every_entry_sorted_with_an_anchor(refs):
     assert sorted(keys) == sorted(KEYS) and len(keys) == len(KEYS)
     surnames = [(refs[k].sort_key[0], refs[k].sort_key[1]) for k in keys]
     assert surnames == sorted(surnames)
-    assert keys[:3] == ["antoniou2019", "finn2017", "hochreiter2001"] and keys[-1] == "zintgraf2019"
-    assert items[1] == f'- <span id="ref-finn2017"></span>{refs["finn2017"].entry}'
+    assert keys[:4] == ["antoniou2019", "chen2019", "finn2017", "hochreiter2001"]
+    assert keys[-1] == "zintgraf2019"
+    assert items[2] == f'- <span id="ref-finn2017"></span>{refs["finn2017"].entry}'
     assert "<!-- bib:" not in out
     with pytest.raises(BuildFailure, match=r"x\.md: unknown bib block al; allowed: all"):
         render_page("<!-- bib:al -->\n", "x.md", refs)
