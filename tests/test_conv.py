@@ -11,6 +11,7 @@ the manifest with its inputs, outputs and accuracy metrics.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -352,7 +353,8 @@ def test_the_conv_stage_does_nothing_when_its_inputs_are_unchanged(quick_build):
     assert before == {p.name: p.stat().st_mtime_ns for p in quick_build.exported.glob("*-glyphs.*")}
 
 
-def test_with_two_jobs_the_conv_nets_train_at_once_in_workers_and_give_the_same_files(monkeypatch, tmp_path):
+def test_with_two_jobs_the_conv_nets_train_at_once_in_workers_and_give_the_same_files(monkeypatch, tmp_path,
+                                                                                      caplog):
     """The build trains the two nets in worker processes when it may use two
     jobs on the CPU: their weights (tensor for tensor), rate choices and
     held-out scores must be a one-process build's. (The graph is a function
@@ -374,10 +376,15 @@ def test_with_two_jobs_the_conv_nets_train_at_once_in_workers_and_give_the_same_
         exported = tmp_path / f"jobs{jobs}"
         # One torch thread here, as run_stages sets for the stage (the workers
         # set theirs): how many threads sum a product changes its rounding.
-        with build._one_torch_thread():
+        caplog.clear()
+        with build._one_torch_thread(), caplog.at_level("INFO", logger="site_builder"):
             entries, ran = conv_stage.run_conv_stage(exported, root, {}, "quick", 0, "cpu", False,
                                                      stages=stages, jobs=jobs)
         assert sorted(ran) == sorted(f"{n}: {s}" for n in CONV_MODELS for s in stages)
+        # The log ends with the stage's whole time, and says how it ran.
+        last = caplog.records[-1].getMessage()
+        assert re.fullmatch(r"conv nets: .*maml-glyphs: train.* in \d+\.\d s"
+                            + (r" \(side by side, one worker each\)" if jobs == 2 else ""), last), last
         built[jobs] = exported, entries
     assert concurrent == [list(CONV_MODELS)]           # only the 2-job run used workers
     (one, one_entries), (two, two_entries) = built[1], built[2]
