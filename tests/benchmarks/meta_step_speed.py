@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from meta.export import onnx_session  # noqa: E402
 from meta.meta_step import INPUT_NAMES, OUTPUT_NAMES, example_inputs, export_meta_step  # noqa: E402
 from meta.tasks import SINUSOID  # noqa: E402
-from site_builder.meta_step_stage import entry_name, graph_names, paper_config  # noqa: E402
+from site_builder.meta_step_stage import BUILD_ALGORITHMS, entry_name, paper_config  # noqa: E402
 
 
 def measure(path: Path, algorithm: str, seconds: float) -> dict:
@@ -63,8 +63,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in graph_names():
-            algorithm = name.removesuffix("-meta-step")
+        for algorithm in BUILD_ALGORITHMS:           # the meta-step graphs (not the θ-fit ones)
             path = args.exported / f"{entry_name(algorithm)}.onnx"
             if not path.is_file():
                 path = Path(tmp) / path.name
