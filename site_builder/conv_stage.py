@@ -28,7 +28,7 @@ import hashlib
 import io
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -153,6 +153,7 @@ class ConvJob:
     retrain: bool
     stages: tuple[str, ...]
     code: dict                     # source hashes by stage ("train", "evaluate", "export")
+    train: bool                    # whether to train (run_conv_stage decides, with _must_train)
 
 
 @dataclass
@@ -195,7 +196,7 @@ def run_conv_job(job: ConvJob) -> ConvOutcome:
     inputs = dict(entry.get("inputs") or {})
     files, ran = {}, []
     weights = f"{spec.name}.pt"
-    if _must_train(job):
+    if job.train:
         checkpoint = _train(spec, cfg, profile, job.device)
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
@@ -204,7 +205,7 @@ def run_conv_job(job: ConvJob) -> ConvOutcome:
         inputs["train"] = _train_hash(job, spec, cfg, profile)
         ran.append(f"{spec.name}: train")
     else:
-        if "train" not in job.stages:          # with "train", _must_train has just checked them
+        if "train" not in job.stages:          # with "train", _must_train has checked them
             require_recorded_weights(spec.name, exported / weights, entry.get("weights"))
         checkpoint = torch.load(exported / weights, map_location="cpu", weights_only=True)
     params, inner_lr = checkpoint["params"], float(checkpoint["inner_lr"])
@@ -283,10 +284,11 @@ def run_conv_stage(exported: Path, repo_root: Path, recorded: dict[str, dict], p
             "evaluate": source_hashes(repo_root, EVAL_SOURCES),
             "export": source_hashes(repo_root, EXPORT_SOURCES)}
     todo = [ConvJob(name, exported, recorded.get(name, {}), profile_name, seed, device, retrain,
-                    tuple(stages), code)
+                    tuple(stages), code, train=False)
             for name in CONV_MODELS if names is None or name in names]
+    todo = [replace(job, train=_must_train(job)) for job in todo]      # decided once, here
     concurrent = (jobs > 1 and resolve_device(device).type == "cpu"
-                  and sum(_must_train(job) for job in todo) > 1)
+                  and sum(job.train for job in todo) > 1)
     started = time.perf_counter()
     outcomes = (_run_concurrently(todo, jobs) if concurrent
                 else [run_conv_job(job) for job in todo])

@@ -407,9 +407,9 @@ def test_with_two_jobs_the_conv_nets_train_at_once_in_workers_and_give_the_same_
 def test_a_failing_worker_is_a_build_error_that_names_its_model(tmp_path):
     code = {"train": "", "evaluate": "", "export": ""}
     good = conv_stage.ConvJob("maml-glyphs", tmp_path, {}, "quick", 0, "cpu", True,
-                              ("train", "evaluate", "export"), code)
+                              ("train", "evaluate", "export"), code, train=True)
     bad = conv_stage.ConvJob("pretrained-glyphs", tmp_path, {}, "no-such-profile", 0, "cpu", True,
-                             ("train", "evaluate", "export"), code)
+                             ("train", "evaluate", "export"), code, train=True)
     with pytest.raises(BuildFailure, match=r"^pretrained-glyphs: KeyError: 'no-such-profile'"):
         conv_stage._run_concurrently([good, bad], 2)
     assert not list(tmp_path.iterdir())                     # the workers wrote nothing
